@@ -1,0 +1,86 @@
+"""mmsjson: an asyncio SDK for the Sinch MMS JSON API."""
+
+from mmsjson._version import __version__
+from mmsjson.client import ClientStats, MMSClient
+from mmsjson.errors import (
+    AccountError,
+    ApiError,
+    AuthError,
+    BadRequestError,
+    ContentError,
+    MMSError,
+    RecipientError,
+    SenderError,
+    ServerError,
+    TemplateError,
+    TemplateNotFound,
+    ThroughputExceeded,
+    TransportError,
+    ValidationError,
+)
+from mmsjson.fanout import BulkProgress
+from mmsjson.limiter import LimiterStats, ThroughputLimiter
+from mmsjson.models import (
+    MMS,
+    Audio,
+    BulkJob,
+    BulkOutcome,
+    Calendar,
+    Contact,
+    Excel,
+    GroupResult,
+    Image,
+    Outcome,
+    OutcomeStatus,
+    Pdf,
+    SaveResult,
+    SendResult,
+    Slide,
+    Video,
+)
+from mmsjson.numbers import normalize_number
+from mmsjson.session import RetryPolicy
+from mmsjson.wire import dump_mms, load_mms
+
+__all__ = [
+    "MMS",
+    "AccountError",
+    "ApiError",
+    "Audio",
+    "AuthError",
+    "BadRequestError",
+    "BulkJob",
+    "BulkOutcome",
+    "BulkProgress",
+    "Calendar",
+    "ClientStats",
+    "Contact",
+    "ContentError",
+    "Excel",
+    "GroupResult",
+    "Image",
+    "LimiterStats",
+    "MMSClient",
+    "MMSError",
+    "Outcome",
+    "OutcomeStatus",
+    "Pdf",
+    "RecipientError",
+    "RetryPolicy",
+    "SaveResult",
+    "SendResult",
+    "SenderError",
+    "ServerError",
+    "Slide",
+    "TemplateError",
+    "TemplateNotFound",
+    "ThroughputExceeded",
+    "ThroughputLimiter",
+    "TransportError",
+    "ValidationError",
+    "Video",
+    "__version__",
+    "dump_mms",
+    "load_mms",
+    "normalize_number",
+]

@@ -1,0 +1,145 @@
+"""The throughput limiter every request of a client goes through.
+
+Two parts work together. An :class:`aiolimiter.AsyncLimiter` paces starts evenly at
+``rate / (1 + margin)`` with a small burst that absorbs the event loop's timer lag (alone, a burst of
+one loses about a tenth of the rate at 1000/s). A sliding-window log then guarantees the bound the
+service enforces: never more than ``rate`` starts in any window of ``1 + margin`` seconds (alone, a
+bucket of ``rate`` lets twice that start in one sliding second). The margin covers the jitter
+between our clock and the service's.
+
+When the service still answers E113 (another process shares the account, or the limit was
+lowered), :meth:`ThroughputLimiter.throttled` halves the rate and pauses new starts for a window; the
+rate then climbs back by a tenth of the configured rate each quiet second. All timing reads the
+running loop's clock, so tests drive it with a virtual-time loop instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import deque
+
+from aiolimiter import AsyncLimiter
+from attrs import define
+
+__all__ = ["LimiterStats", "ThroughputLimiter"]
+
+
+@define
+class LimiterStats:
+    """Counters a user can read: starts let through, starts that waited, E113s seen."""
+
+    acquired: int = 0
+    waited: int = 0
+    wait_seconds: float = 0.0
+    throttled: int = 0
+    backoffs: int = 0
+
+
+class ThroughputLimiter:
+    """At most ``rate`` request starts in any sliding window of ``1 + margin`` seconds.
+
+    ``rate`` is the account's throughput in requests per second. ``burst`` is how many starts the
+    pacer may let through at once after a pause (default: 1% of the rate, at least 2). ``margin``
+    (seconds, default 0.005) widens the window against network jitter; the sustained rate is
+    ``rate / (1 + margin)``. One limiter serves every request of a client, retries included.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        burst: int | None = None,
+        margin: float = 0.005,
+        min_fraction: float = 0.05,
+        recovery_step: float = 0.1,
+    ) -> None:
+        if not rate >= 1:
+            raise ValueError(f"rate must be at least 1 request per second, not {rate!r}")
+        if burst is not None and burst < 1:
+            raise ValueError(f"burst must be at least 1, not {burst!r}")
+        if not 0 <= margin < 1:
+            raise ValueError(f"margin must be in [0, 1) seconds, not {margin!r}")
+        self.rate = float(rate)
+        self.margin = margin
+        self.window = 1.0 + margin
+        self.burst = burst if burst is not None else max(2, math.ceil(rate / 100))
+        self.stats = LimiterStats()
+        self._min_fraction = min_fraction
+        self._recovery_step = recovery_step
+        self._fraction = 1.0
+        self._starts: deque[float] = deque()
+        self._paused_until = 0.0
+        self._last_change = 0.0
+        self._limit = math.floor(self.rate)
+        self._pacer = self._new_pacer()
+
+    @property
+    def current_rate(self) -> float:
+        """The rate in force now: the configured rate, or less after E113."""
+        return self.rate * self._fraction
+
+    def _new_pacer(self) -> AsyncLimiter:
+        pace = self.current_rate / self.window
+        burst = max(1, min(self.burst, math.floor(pace)))
+        return AsyncLimiter(burst, burst / pace)
+
+    def _set_fraction(self, fraction: float, now: float) -> None:
+        self._fraction = fraction
+        self._limit = max(1, math.floor(self.rate * fraction))
+        self._last_change = now
+        self._pacer = self._new_pacer()
+
+    def _recover(self, now: float) -> None:
+        if self._fraction < 1.0 and now - self._last_change >= self.window:
+            self._set_fraction(min(1.0, self._fraction + self._recovery_step), now)
+
+    async def acquire(self) -> None:
+        """Wait until one more request may start, and count it as started."""
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        while True:
+            self._recover(loop.time())
+            pause = self._paused_until - loop.time()
+            if pause > 0:
+                await asyncio.sleep(pause)
+                continue
+            pacer = self._pacer
+            await pacer.acquire()
+            if pacer is self._pacer and loop.time() >= self._paused_until:
+                break
+        starts = self._starts
+        while True:
+            now = loop.time()
+            horizon = now - self.window
+            while starts and starts[0] <= horizon:
+                starts.popleft()
+            if len(starts) < self._limit:
+                starts.append(now)
+                break
+            await asyncio.sleep(starts[0] - horizon)
+        waited = now - began
+        self.stats.acquired += 1
+        if waited > 0:
+            self.stats.waited += 1
+            self.stats.wait_seconds += waited
+
+    def throttled(self) -> None:
+        """The service answered E113: slow down and pause new starts for one window.
+
+        Several E113s from requests that were in flight together count as one back-off.
+        """
+        now = asyncio.get_running_loop().time()
+        self.stats.throttled += 1
+        if now - self._last_change < self.window and self._paused_until > now - self.window:
+            return
+        self.stats.backoffs += 1
+        self._paused_until = now + self.window
+        self._set_fraction(max(self._min_fraction, self._fraction / 2), now)
+
+    def __repr__(self) -> str:
+        return (
+            f"<ThroughputLimiter rate={self.rate:g}/s current={self.current_rate:g}/s "
+            f"window={self.window:g}s limit={self._limit} in_window={len(self._starts)} "
+            f"throttled={self.stats.throttled}>"
+        )

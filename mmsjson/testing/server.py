@@ -1,0 +1,268 @@
+"""A local fake of the MMS JSON API, for tests, demos and benchmarks.
+
+It checks requests the way the service documents (the ``x-api-key`` header, JSON, every field rule),
+answers with the documented success and failure shapes, stores templates so ``sendsavedmms`` works,
+enforces a throughput limit over a strict sliding one-second window with E113, records what it
+received, and injects faults on demand (E113 storms, HTTP errors, dropped answers, slow answers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import itertools
+import json
+import secrets
+import time
+from array import array
+from collections import Counter, deque
+from typing import Any
+
+from aiohttp import web
+from attrs import define, frozen
+
+from mmsjson.testing.rules import Refusal, check_request
+
+__all__ = ["FakeMMSServer", "Fault", "Received"]
+
+_SEND_DETAILS = "MMS request accepted and queued for processing and delivery."
+_SAVE_DETAILS = "Save MMS request accepted and queued for processing."
+_UNAVAILABLE = "<html><body>Service Unavailable</body></html>"
+
+
+@frozen
+class Received:
+    """One request as the fake received it and how it answered."""
+
+    at: float
+    payload: Any
+    status: str
+    error_code: str | None = None
+    tracking_id: str | None = None
+    http_status: int = 200
+
+
+@define
+class Fault:
+    """A fault to inject into the next ``count`` requests.
+
+    ``kind`` is ``"e113"`` (refuse with E113), ``"status"`` (answer ``http_status`` with ``body``,
+    not processed), ``"drop"`` (process and accept the request, then close the connection without
+    answering: the client cannot know it was accepted) or ``"delay"`` (answer after ``seconds``).
+    """
+
+    kind: str
+    count: int = 1
+    http_status: int = 503
+    body: str = _UNAVAILABLE
+    seconds: float = 0.0
+
+
+class FakeMMSServer:
+    """The fake API on ``host:port`` (port 0 picks a free one).
+
+    Use ``async with FakeMMSServer() as server:`` and point a client at ``server.base_url`` with
+    ``server.api_key``. ``throughput`` (requests per second, ``None`` for no limit) is enforced
+    over a strict sliding one-second window. ``record=False`` keeps only arrival times, for runs
+    of millions of requests.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        throughput: int | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        record: bool = True,
+        latency: float = 0.0,
+    ) -> None:
+        self.api_key = api_key or f"fake-{secrets.token_urlsafe(12)}"
+        self.throughput = throughput
+        self.host = host
+        self.port = port
+        self.record = record
+        self.latency = latency
+        self.received: list[Received] = []
+        self.templates: dict[str, dict[str, Any]] = {}
+        self.arrivals = array("d")
+        self.e113_count = 0
+        self.accepted_count = 0
+        self._faults: deque[Fault] = deque()
+        self._window: deque[float] = deque()
+        self._ids = itertools.count(1)
+        self._template_by_tracking: dict[str, str] = {}
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/ep/v2/"
+
+    def __repr__(self) -> str:
+        return (
+            f"<FakeMMSServer {self.base_url} throughput={self.throughput} "
+            f"received={len(self.arrivals)} accepted={self.accepted_count}>"
+        )
+
+    def app(self) -> web.Application:
+        """The aiohttp application, to mount or run elsewhere."""
+        app = web.Application(client_max_size=1024**2)
+        app.router.add_post("/ep/v2/", self._handle)
+        app.router.add_post("/ep/v2", self._handle)
+        return app
+
+    async def start(self) -> FakeMMSServer:
+        runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port, backlog=1024)
+        await site.start()
+        self._runner = runner
+        self.port = int(runner.addresses[0][1])
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeMMSServer:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    # -- faults --------------------------------------------------------------------------------
+
+    def inject(self, fault: Fault) -> None:
+        """Apply ``fault`` to the next ``fault.count`` requests (after faults queued earlier)."""
+        self._faults.append(fault)
+
+    def inject_e113(self, count: int = 1) -> None:
+        self.inject(Fault("e113", count))
+
+    def inject_status(self, http_status: int = 503, count: int = 1, body: str | None = None) -> None:
+        self.inject(Fault("status", count, http_status=http_status, body=body or _UNAVAILABLE))
+
+    def inject_drop(self, count: int = 1) -> None:
+        self.inject(Fault("drop", count))
+
+    def inject_delay(self, seconds: float, count: int = 1) -> None:
+        self.inject(Fault("delay", count, seconds=seconds))
+
+    def _next_fault(self) -> Fault | None:
+        if not self._faults:
+            return None
+        fault = self._faults[0]
+        fault.count -= 1
+        if fault.count <= 0:
+            self._faults.popleft()
+        return fault
+
+    # -- what was received ---------------------------------------------------------------------
+
+    def accepted(self, action: str | None = None) -> list[Received]:
+        """The requests answered with success, optionally of one action."""
+        return [
+            r for r in self.received
+            if r.status == "success" and (action is None or r.payload.get("action") == action)
+        ]
+
+    def deliveries(self) -> Counter[str]:
+        """How many accepted send requests each recipient got (2 or more is a duplicate)."""
+        return Counter(
+            r.payload["to"] for r in self.accepted() if r.payload.get("action") != "savemms"
+        )
+
+    def mms_id_for(self, tracking_id: str) -> str | None:
+        """The template id a ``savemms`` got; the real service tells it in an N003 postback."""
+        return self._template_by_tracking.get(tracking_id)
+
+    def max_in_window(self, window: float = 1.0) -> int:
+        """The largest number of requests that arrived in any sliding window of ``window`` s."""
+        times = sorted(self.arrivals)
+        best = 0
+        for i, start in enumerate(times):
+            best = max(best, bisect.bisect_left(times, start + window, lo=i) - i)
+        return best
+
+    # -- the handler ---------------------------------------------------------------------------
+
+    def _throttled(self, now: float) -> bool:
+        if self.throughput is None:
+            return False
+        window = self._window
+        while window and window[0] <= now - 1.0:
+            window.popleft()
+        if len(window) >= self.throughput:
+            return True
+        window.append(now)
+        return False
+
+    def _log(self, entry: Received) -> None:
+        if self.record:
+            self.received.append(entry)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        now = time.monotonic()
+        self.arrivals.append(now)
+        body = await request.read()
+        fault = self._next_fault()
+        if fault is not None and fault.kind == "status":
+            self._log(Received(now, None, "http-error", http_status=fault.http_status))
+            return web.Response(status=fault.http_status, text=fault.body, content_type="text/html")
+        if fault is not None and fault.kind == "delay":
+            await asyncio.sleep(fault.seconds)
+        elif self.latency:
+            await asyncio.sleep(self.latency)
+        if request.headers.get("x-api-key") != self.api_key:
+            return self._failure(now, None, "E104", "authentication failed, invalid API key", 401)
+        content_type = request.headers.get("Content-Type", "")
+        if not content_type.startswith("application/json"):
+            return self._failure(now, None, "E108", "Content-Type must be application/json")
+        try:
+            payload = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return self._failure(now, None, "E108", "the JSON could not be parsed")
+        if (fault is not None and fault.kind == "e113") or self._throttled(now):
+            self.e113_count += 1
+            return self._failure(now, payload, "E113", "exceeded the allowed throughput")
+        try:
+            check_request(payload, self.templates)
+        except Refusal as refusal:
+            return self._failure(now, payload, refusal.code, refusal.info)
+        answer = self._accept(payload)
+        self._log(Received(now, payload, "success", tracking_id=answer["tracking-id"]))
+        if fault is not None and fault.kind == "drop":
+            if request.transport is not None:
+                request.transport.close()
+            raise asyncio.CancelledError
+        return web.json_response(answer)
+
+    def _failure(
+        self, now: float, payload: Any, code: str, info: str, http_status: int = 200
+    ) -> web.Response:
+        self._log(Received(now, payload, "failure", error_code=code, http_status=http_status))
+        answer: dict[str, Any] = {"status": "failure", "error-code": code, "error-info": info}
+        if isinstance(payload, dict) and isinstance(payload.get("to"), str):
+            answer["to"] = payload["to"]
+        return web.json_response(answer, status=http_status)
+
+    def _accept(self, payload: dict[str, Any]) -> dict[str, Any]:
+        self.accepted_count += 1
+        tracking_id = f"FAKE{next(self._ids):010d}"
+        action = payload["action"]
+        if action == "savemms":
+            mms_id = str(10000 + len(self.templates) + 1)
+            self.templates[mms_id] = payload
+            self._template_by_tracking[tracking_id] = mms_id
+            return {"status": "success", "tracking-id": tracking_id, "status-details": _SAVE_DETAILS}
+        answer = {
+            "status": "success",
+            "to": payload["to"],
+            "tracking-id": tracking_id,
+            "status-details": _SEND_DETAILS,
+        }
+        if action == "sendsavedmms":
+            answer["mms-id"] = payload["mms-id"]
+            answer["from"] = payload["from"]
+        return answer

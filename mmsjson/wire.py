@@ -1,0 +1,432 @@
+"""The wire format: models to request JSON and response JSON to results, with one cattrs converter.
+
+Field names become the API's hyphenated names (``fallback_sms_text`` -> ``fallback-sms-text``,
+``slides`` -> ``slide``, ``expires_at`` -> ``mms-expiry-timestamp``), unset fields are left out and
+datetimes are written in ISO 8601 in UTC. The converter is built once, at import: building one per
+call is slow and leaks memory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import cattrs
+from cattrs.errors import ForbiddenExtraKeysError
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from mmsjson.errors import (
+    ApiError,
+    TransportError,
+    ValidationError,
+    api_error_from_code,
+    api_error_from_http,
+)
+from mmsjson.models import (
+    MMS,
+    Media,
+    SaveResult,
+    SendResult,
+    Slide,
+    check_client_reference,
+    check_custom_texts,
+    check_deadlines,
+    check_subject,
+)
+from mmsjson.numbers import normalize_number, normalize_sender
+
+__all__ = [
+    "ENVELOPE_KEYS",
+    "content_fragment",
+    "converter",
+    "decode_answer",
+    "dump_mms",
+    "encode",
+    "join_body",
+    "load_mms",
+    "save_request",
+    "send_envelope",
+    "send_request",
+    "send_saved_request",
+    "structure_save_result",
+    "structure_send_result",
+]
+
+T = TypeVar("T")
+
+#: Keys of a request document that say who sends to whom; :func:`load_mms` ignores them.
+ENVELOPE_KEYS = frozenset(
+    {"action", "service-id", "to", "from", "from-mask", "to-displayonly", "name",
+     "client-reference", "mms-id"}
+)
+
+converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=False)
+
+
+def _format_datetime(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _parse_datetime(value: object, _: object) -> datetime:
+    if not isinstance(value, str):
+        raise ValidationError("", f"must be an ISO 8601 date-time string, not {value!r}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValidationError("", f"{value!r} is not an ISO 8601 date-time") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def _strict(kind: type[T]) -> Callable[[object, object], T]:
+    def structure(value: object, _: object) -> T:
+        if not isinstance(value, kind):
+            raise ValidationError("", f"must be a JSON {kind.__name__}, not {value!r}")
+        return value
+
+    return structure
+
+
+def _structure_media(value: object, cls: type[Media]) -> Media:
+    if not isinstance(value, Mapping) or set(value) != {"url"}:
+        raise ValidationError(cls.kind, 'must be an object with only "url"')
+    return cls(value["url"])
+
+
+def _structure_slides(value: object, _: object) -> tuple[Slide, ...]:
+    if not isinstance(value, list):
+        raise ValidationError("slide", "must be a list of slide objects")
+    slides = []
+    for index, item in enumerate(value):
+        try:
+            slides.append(_structure_slide(item, Slide))
+        except ValidationError as exc:
+            raise exc.within(f"slides[{index}]") from None
+    return tuple(slides)
+
+
+def _keyed_errors(structure: Callable[[Any, Any], T]) -> Callable[[Any, Any], T]:
+    """Turn cattrs' errors about keys and shapes into :class:`ValidationError`."""
+
+    def wrapped(value: Any, cls: Any) -> T:
+        if not isinstance(value, Mapping):
+            raise ValidationError("", f"must be a JSON object, not {type(value).__name__}")
+        try:
+            return structure(value, cls)
+        except ForbiddenExtraKeysError as exc:
+            raise ValidationError(
+                "", f"unknown keys {sorted(exc.extra_fields)}; check the spelling"
+            ) from None
+        except KeyError as exc:
+            raise ValidationError("", f"the required key {exc.args[0]!r} is missing") from None
+
+    return wrapped
+
+
+converter.register_unstructure_hook(datetime, _format_datetime)
+converter.register_structure_hook(datetime, _parse_datetime)
+converter.register_structure_hook(str, _strict(str))
+converter.register_structure_hook(bool, _strict(bool))
+converter.register_unstructure_hook(Media, lambda media: {"url": media.url})
+converter.register_structure_hook_func(
+    lambda t: isinstance(t, type) and issubclass(t, Media), _structure_media
+)
+
+def _at(path: str) -> Callable[[Any, Any], Any]:
+    """A structure hook that names ``path`` in the errors of the field it structures."""
+
+    def structure(value: Any, kind: Any) -> Any:
+        try:
+            return converter.structure(value, kind)
+        except ValidationError as exc:
+            raise exc.within(path) from None
+
+    return structure
+
+
+_SLIDE_RENAMES: dict[str, Any] = {"text": override(rename="message-text", omit_if_default=True)}
+_MMS_RENAMES: dict[str, Any] = {
+    "slides": override(rename="slide", struct_hook=_structure_slides),
+    "subject": override(rename="message-subject", struct_hook=_at("message-subject")),
+    "expires_at": override(rename="mms-expiry-timestamp", struct_hook=_at("mms-expiry-timestamp")),
+}
+
+converter.register_unstructure_hook(
+    Slide, make_dict_unstructure_fn(Slide, converter, _cattrs_omit_if_default=True, **_SLIDE_RENAMES)
+)
+_structure_slide = _keyed_errors(make_dict_structure_fn(Slide, converter, **_SLIDE_RENAMES))
+converter.register_structure_hook(Slide, _structure_slide)
+
+
+def _hyphenated(cls: type[Any], renames: Mapping[str, Any]) -> dict[str, Any]:
+    names = {
+        a.name: override(rename=(wire := a.name.replace("_", "-")), struct_hook=_at(wire))
+        for a in cls.__attrs_attrs__
+    }
+    return {**names, **renames}
+
+
+_mms_overrides = _hyphenated(MMS, _MMS_RENAMES)
+_unstructure_mms = make_dict_unstructure_fn(
+    MMS, converter, _cattrs_omit_if_default=True, **_mms_overrides
+)
+converter.register_unstructure_hook(MMS, _unstructure_mms)
+converter.register_structure_hook(
+    MMS, _keyed_errors(make_dict_structure_fn(MMS, converter, **_mms_overrides))
+)
+
+_RESULT_FIELDS = {"raw": override(omit=True), "sender": override(rename="from")}
+_structure_send = make_dict_structure_fn(
+    SendResult, converter, _cattrs_forbid_extra_keys=False,
+    **_hyphenated(SendResult, _RESULT_FIELDS),
+)
+_structure_save = make_dict_structure_fn(
+    SaveResult, converter, _cattrs_forbid_extra_keys=False,
+    **_hyphenated(SaveResult, {"raw": override(omit=True)}),
+)
+
+
+def structure_send_result(payload: Mapping[str, Any]) -> SendResult:
+    """A ``status: success`` answer to ``sendmms`` or ``sendsavedmms``; unknown keys are kept in raw."""
+    known = {k: v for k, v in payload.items() if isinstance(v, str)}
+    known.setdefault("tracking-id", "")
+    return _with_raw(_structure_send(known, SendResult), payload)
+
+
+def structure_save_result(payload: Mapping[str, Any]) -> SaveResult:
+    """A ``status: success`` answer to ``savemms``; unknown keys are kept in raw."""
+    known = {k: v for k, v in payload.items() if isinstance(v, str)}
+    known.setdefault("tracking-id", "")
+    return _with_raw(_structure_save(known, SaveResult), payload)
+
+
+def _with_raw(result: T, payload: Mapping[str, Any]) -> T:
+    object.__setattr__(result, "raw", dict(payload))
+    return result
+
+
+def dump_mms(mms: MMS) -> dict[str, Any]:
+    """The MMS content in the API's own JSON form (the body of a request minus who and to whom)."""
+    return _unstructure_mms(mms)
+
+
+def load_mms(document: Mapping[str, Any]) -> MMS:
+    """An :class:`MMS` from the API's own JSON form, e.g. a template kept as a JSON file.
+
+    Keys that say who sends to whom (``action``, ``to``, ``from``, ``service-id``...) are ignored:
+    each send gives them. An unknown key is refused, so a misspelt field is not silently dropped.
+    """
+    if not isinstance(document, Mapping):
+        raise ValidationError("", "an MMS document must be a JSON object")
+    content = {k: v for k, v in document.items() if k not in ENVELOPE_KEYS}
+    mms: MMS = converter.structure(content, MMS)
+    return mms
+
+
+def encode(payload: Mapping[str, Any]) -> bytes:
+    """The request body: compact UTF-8 JSON."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def content_fragment(mms: MMS) -> bytes:
+    """The MMS content as JSON members without the braces, to splice into many request bodies."""
+    return encode(_unstructure_mms(mms))[1:-1]
+
+
+def join_body(envelope: Mapping[str, Any], fragment: bytes) -> bytes:
+    """One request body from an envelope and a :func:`content_fragment`, without re-encoding it."""
+    head = encode(envelope)
+    if not fragment:
+        return head
+    return b"".join((head[:-1], b",", fragment, b"}"))
+
+
+_UNKNOWN_STATUSES = frozenset({500, 502, 504})
+
+
+def decode_answer(status: int, body: bytes, retry_after: float | None = None) -> dict[str, Any]:
+    """The API's ``status: success`` answer, or the error it stands for.
+
+    A ``failure`` answer raises the :class:`ApiError` for its code. An HTTP error without a JSON
+    answer raises by status: 429 and 503 as retryable, 500/502/504 as :class:`TransportError` with
+    an unknown outcome (a gateway may have passed the request on), other 4xx as not accepted.
+    """
+    try:
+        payload: Any = json.loads(body)
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict) and isinstance(payload.get("status"), str):
+        outcome = payload["status"].lower()
+        if outcome == "success" and 200 <= status < 300:
+            return payload
+        if outcome == "failure":
+            code = payload.get("error-code")
+            info = payload.get("error-info")
+            error: ApiError = api_error_from_code(
+                str(code) if code is not None else "unknown",
+                info if isinstance(info, str) else None,
+                http_status=status,
+                response=payload,
+            )
+            error.retry_after = retry_after
+            raise error
+    text = body.decode("utf-8", "replace")
+    if 200 <= status < 300 or status in _UNKNOWN_STATUSES or status >= 505:
+        snippet = " ".join(text.split())[:200]
+        raise TransportError(
+            f"HTTP {status} with an answer that is not the API's JSON: {snippet!r}",
+            outcome_unknown=True,
+            http_status=status,
+        )
+    raise api_error_from_http(status, text, retry_after=retry_after)
+
+
+def _envelope(
+    action: str,
+    *,
+    to: str,
+    service_id: str | None,
+    sender: str | None,
+    to_displayonly: Iterable[str] | None,
+    from_mask: str | None,
+    client_reference: str | None,
+) -> dict[str, Any]:
+    if not service_id:
+        raise ValidationError("service_id", "is required: pass it to MMSClient or to the call")
+    if not sender:
+        raise ValidationError("sender", "is required: pass it to MMSClient or to the call")
+    check_client_reference(client_reference)
+    recipient = normalize_number(to, field="to")
+    payload: dict[str, Any] = {
+        "action": action,
+        "service-id": str(service_id),
+        "to": recipient,
+        "from": normalize_sender(sender, field="sender"),
+    }
+    if to_displayonly:
+        others = [
+            normalize_number(n, field=f"to_displayonly[{i}]") for i, n in enumerate(to_displayonly)
+        ]
+        if recipient in others:
+            raise ValidationError("to_displayonly", f"lists the recipient {recipient} too")
+        if others:
+            payload["to-displayonly"] = ",".join(others)
+    if from_mask is not None:
+        payload["from-mask"] = from_mask
+    if client_reference is not None:
+        payload["client-reference"] = client_reference
+    return payload
+
+
+def send_envelope(
+    mms: MMS,
+    *,
+    to: str,
+    service_id: str | None,
+    sender: str | None,
+    to_displayonly: Sequence[str] | None = None,
+    from_mask: str | None = None,
+    client_reference: str | None = None,
+) -> dict[str, Any]:
+    """The ``sendmms`` request for one recipient, without the content (see :func:`join_body`)."""
+    if mms.expires_at is not None or mms.fallback_sms_link_expiration is not None:
+        check_deadlines(mms.expires_at, mms.fallback_sms_link_expiration)
+    return _envelope(
+        "sendmms", to=to, service_id=service_id, sender=sender, to_displayonly=to_displayonly,
+        from_mask=from_mask, client_reference=client_reference,
+    )
+
+
+def send_request(
+    mms: MMS,
+    *,
+    to: str,
+    service_id: str | None,
+    sender: str | None,
+    to_displayonly: Sequence[str] | None = None,
+    from_mask: str | None = None,
+    client_reference: str | None = None,
+) -> dict[str, Any]:
+    """The ``sendmms`` request for one recipient."""
+    payload = send_envelope(
+        mms, to=to, service_id=service_id, sender=sender, to_displayonly=to_displayonly,
+        from_mask=from_mask, client_reference=client_reference,
+    )
+    payload.update(_unstructure_mms(mms))
+    return payload
+
+
+def save_request(mms: MMS, *, name: str, client_reference: str | None = None) -> dict[str, Any]:
+    """The ``savemms`` request that stores ``mms`` as a template called ``name``."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationError("name", "a template needs a non-empty name")
+    check_client_reference(client_reference)
+    if mms.expires_at is not None:
+        raise ValidationError("expires_at", "applies to a send, not a template; give it to send_saved")
+    if mms.cache_content is not None:
+        raise ValidationError("cache_content", "applies to sendmms only, not to a template")
+    if mms.fallback_sms_link_expiration is not None:
+        check_deadlines(None, mms.fallback_sms_link_expiration)
+    payload: dict[str, Any] = {"action": "savemms", "name": name}
+    if client_reference is not None:
+        payload["client-reference"] = client_reference
+    payload.update(_unstructure_mms(mms))
+    return payload
+
+
+def send_saved_request(
+    mms_id: str,
+    *,
+    to: str,
+    service_id: str | None,
+    sender: str | None,
+    to_displayonly: Sequence[str] | None = None,
+    from_mask: str | None = None,
+    client_reference: str | None = None,
+    custom_texts: Mapping[int, str] | None = None,
+    subject: str | None = None,
+    fallback_sms_text: str | None = None,
+    disable_fallback_sms: bool | None = None,
+    disable_fallback_sms_link: bool | None = None,
+    fallback_sms_link_expiration: datetime | None = None,
+    expires_at: datetime | None = None,
+) -> dict[str, Any]:
+    """The ``sendsavedmms`` request that sends template ``mms_id`` to one recipient.
+
+    ``custom_texts`` maps slide numbers (from 1) to the text that replaces that slide's text;
+    ``subject`` and the fallback settings override the template's.
+    """
+    if not isinstance(mms_id, str) or not mms_id.strip():
+        raise ValidationError("mms_id", "must be the template's id as a non-empty string")
+    check_custom_texts(custom_texts)
+    check_subject(subject)
+    check_deadlines(expires_at, fallback_sms_link_expiration)
+    if disable_fallback_sms is False and not fallback_sms_text:
+        raise ValidationError(
+            "fallback_sms_text", "is required when disable_fallback_sms=False is given"
+        )
+    payload = _envelope(
+        "sendsavedmms", to=to, service_id=service_id, sender=sender,
+        to_displayonly=to_displayonly, from_mask=from_mask, client_reference=client_reference,
+    )
+    payload["mms-id"] = mms_id
+    optional: dict[str, Any] = {
+        "message-subject": subject,
+        "fallback-sms-text": fallback_sms_text,
+        "disable-fallback-sms": disable_fallback_sms,
+        "disable-fallback-sms-link": disable_fallback_sms_link,
+        "fallback-sms-link-expiration": fallback_sms_link_expiration,
+        "mms-expiry-timestamp": expires_at,
+    }
+    for key, value in optional.items():
+        if value is not None:
+            payload[key] = _format_datetime(value) if isinstance(value, datetime) else value
+    if custom_texts:
+        payload["custom-slides"] = [
+            {"custom-message-text": text, "custom-slide": str(number)}
+            for number, text in sorted(custom_texts.items())
+        ]
+    return payload
