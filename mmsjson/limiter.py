@@ -24,6 +24,8 @@ from attrs import define
 
 __all__ = ["LimiterStats", "ThroughputLimiter"]
 
+_MIN_SLEEP = 1e-6
+
 
 @define
 class LimiterStats:
@@ -69,8 +71,8 @@ class ThroughputLimiter:
         self._recovery_step = recovery_step
         self._fraction = 1.0
         self._starts: deque[float] = deque()
-        self._paused_until = 0.0
-        self._last_change = 0.0
+        self._paused_until = -math.inf
+        self._last_change = -math.inf
         self._limit = math.floor(self.rate)
         self._pacer = self._new_pacer()
 
@@ -98,13 +100,16 @@ class ThroughputLimiter:
         """Wait until one more request may start, and count it as started."""
         loop = asyncio.get_running_loop()
         began = loop.time()
+        waited = False
         while True:
             self._recover(loop.time())
             pause = self._paused_until - loop.time()
             if pause > 0:
+                waited = True
                 await asyncio.sleep(pause)
                 continue
             pacer = self._pacer
+            waited = waited or not pacer.has_capacity()
             await pacer.acquire()
             if pacer is self._pacer and loop.time() >= self._paused_until:
                 break
@@ -117,12 +122,12 @@ class ThroughputLimiter:
             if len(starts) < self._limit:
                 starts.append(now)
                 break
-            await asyncio.sleep(starts[0] - horizon)
-        waited = now - began
+            waited = True
+            await asyncio.sleep(max(starts[0] - horizon, _MIN_SLEEP))
         self.stats.acquired += 1
-        if waited > 0:
+        if waited:
             self.stats.waited += 1
-            self.stats.wait_seconds += waited
+            self.stats.wait_seconds += now - began
 
     def throttled(self) -> None:
         """The service answered E113: slow down and pause new starts for one window.
@@ -131,11 +136,11 @@ class ThroughputLimiter:
         """
         now = asyncio.get_running_loop().time()
         self.stats.throttled += 1
-        if now - self._last_change < self.window and self._paused_until > now - self.window:
+        if now < self._paused_until:
             return
         self.stats.backoffs += 1
         self._paused_until = now + self.window
-        self._set_fraction(max(self._min_fraction, self._fraction / 2), now)
+        self._set_fraction(max(self._min_fraction, self._fraction / 2), self._paused_until)
 
     def __repr__(self) -> str:
         return (

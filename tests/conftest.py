@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from mmsjson import MMS, Audio, Image, MMSClient, Slide
+from mmsjson.testing import FakeMMSServer
+from tests.openapi import assert_valid_request
+
+SECRET = "sk-live-0123456789abcdef-SECRET"
+
+
+def picture_mms(**overrides: Any) -> MMS:
+    """A typical three-slide message."""
+    fields: dict[str, Any] = {
+        "slides": [
+            Slide(text="Hello", image=Image("https://example.com/a.jpg")),
+            Slide(text="Listen", audio=Audio("https://example.com/a.mp3")),
+            Slide(text="Bye"),
+        ],
+        "subject": "Hi",
+        "fallback_sms_text": "See the picture",
+    }
+    fields.update(overrides)
+    return MMS(**fields)
+
+
+def in_days(days: float) -> datetime:
+    return datetime.now(timezone.utc) + timedelta(days=days)
+
+
+@pytest.fixture
+def mms() -> MMS:
+    return picture_mms()
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeMMSServer]:
+    async with FakeMMSServer() as server:
+        yield server
+        for received in server.received:
+            if isinstance(received.payload, dict):
+                assert_valid_request(received.payload)
+
+
+@pytest.fixture
+def make_client(fake: FakeMMSServer) -> Callable[..., MMSClient]:
+    def make(**options: Any) -> MMSClient:
+        options.setdefault("throughput", None)
+        options.setdefault("service_id", "123")
+        options.setdefault("sender", "12345")
+        return MMSClient(fake.api_key, base_url=fake.base_url, **options)
+
+    return make

@@ -1,0 +1,143 @@
+"""The limiter on a virtual loop clock: no real sleeps, and the times are exact."""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+
+import pytest
+
+from mmsjson import ThroughputLimiter
+from tests.virtual_clock import run
+
+
+async def start_times(limiter: ThroughputLimiter, count: int, workers: int = 50) -> list[float]:
+    loop = asyncio.get_running_loop()
+    times: list[float] = []
+    remaining = count
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            await limiter.acquire()
+            times.append(loop.time())
+
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    return sorted(times)
+
+
+def most_in_any_window(times: list[float], window: float = 1.0) -> int:
+    return max(bisect.bisect_left(times, t + window) - i for i, t in enumerate(times))
+
+
+@pytest.mark.parametrize("rate", [10, 100, 1000])
+def test_never_more_than_rate_starts_in_any_sliding_second(rate: int) -> None:
+    async def scenario() -> None:
+        times = await start_times(ThroughputLimiter(rate), count=rate * 5)
+        assert most_in_any_window(times) <= rate
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("rate", [10, 100, 1000])
+def test_sustains_at_least_99_percent_of_the_rate(rate: int) -> None:
+    async def scenario() -> None:
+        times = await start_times(ThroughputLimiter(rate), count=rate * 5)
+        achieved = (len(times) - 1) / (times[-1] - times[0])
+        assert achieved >= 0.99 * rate
+
+    run(scenario())
+
+
+def test_a_burst_starts_at_once_and_no_more() -> None:
+    async def scenario() -> None:
+        times = await start_times(ThroughputLimiter(100, burst=5), count=20)
+        assert sum(t - times[0] < 1e-3 for t in times) == 5
+
+    run(scenario())
+
+
+def test_starts_are_paced_evenly_not_bunched_at_window_edges() -> None:
+    async def scenario() -> None:
+        times = await start_times(ThroughputLimiter(100, burst=1), count=300)
+        assert most_in_any_window(times, window=0.1) <= 11
+
+    run(scenario())
+
+
+def test_e113_halves_the_rate_and_pauses_new_starts_for_a_window() -> None:
+    async def scenario() -> None:
+        limiter = ThroughputLimiter(100)
+        loop = asyncio.get_running_loop()
+        await limiter.acquire()
+        limiter.throttled()
+        throttled_at = loop.time()
+        await limiter.acquire()
+        assert limiter.current_rate == 50
+        assert loop.time() - throttled_at >= limiter.window
+
+    run(scenario())
+
+
+def test_e113s_of_requests_in_flight_together_count_as_one_backoff() -> None:
+    async def scenario() -> None:
+        limiter = ThroughputLimiter(100)
+        for _ in range(10):
+            limiter.throttled()
+        assert (limiter.current_rate, limiter.stats.throttled, limiter.stats.backoffs) == (50, 10, 1)
+
+    run(scenario())
+
+
+def test_the_rate_climbs_back_once_e113_stops() -> None:
+    async def scenario() -> None:
+        limiter = ThroughputLimiter(100)
+        limiter.throttled()
+        await start_times(limiter, count=800)
+        assert limiter.current_rate == 100
+
+    run(scenario())
+
+
+def test_e113_while_recovering_backs_off_again() -> None:
+    async def scenario() -> None:
+        limiter = ThroughputLimiter(100)
+        limiter.throttled()
+        await start_times(limiter, count=100)
+        limiter.throttled()
+        assert limiter.current_rate < 50
+
+    run(scenario())
+
+
+def test_after_backoff_the_window_still_holds_at_the_lower_rate() -> None:
+    async def scenario() -> None:
+        limiter = ThroughputLimiter(100)
+        limiter.throttled()
+        times = await start_times(limiter, count=40)
+        assert most_in_any_window(times) <= 50
+
+    run(scenario())
+
+
+def test_waits_are_counted() -> None:
+    async def scenario() -> None:
+        limiter = ThroughputLimiter(10, burst=2)
+        await start_times(limiter, count=12)
+        assert (limiter.stats.acquired, limiter.stats.waited) == (12, 10)
+        assert limiter.stats.wait_seconds > 0
+
+    run(scenario())
+
+
+def test_the_repr_shows_rate_window_and_state() -> None:
+    assert repr(ThroughputLimiter(20)) == (
+        "<ThroughputLimiter rate=20/s current=20/s window=1.005s limit=20 in_window=0 throttled=0>"
+    )
+
+
+@pytest.mark.parametrize("options", [{"rate": 0.5}, {"rate": 10, "burst": 0}, {"rate": 10, "margin": 1.5}])
+def test_nonsense_settings_are_refused(options: dict[str, float]) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011
+        ThroughputLimiter(**options)  # type: ignore[arg-type]
