@@ -126,8 +126,7 @@ class MMSClient:
                 raise asyncio.CancelledError
             delivery.attempts += 1
             async with self._in_flight:
-                if self.limiter is not None:
-                    await self.limiter.acquire()
+                ticket = await self.limiter.acquire() if self.limiter is not None else None
                 if delivery.stopping:
                     raise asyncio.CancelledError
                 self.stats.requests += 1
@@ -142,6 +141,8 @@ class MMSClient:
                     return answer
                 finally:
                     delivery.on_wire = False
+                    if ticket is not None and self.limiter is not None:
+                        self.limiter.finished(ticket)
             error.attempts = delivery.attempts
             if isinstance(error, ThroughputExceeded):
                 self.stats.throttled += 1

@@ -4,8 +4,13 @@ Two parts work together. An :class:`aiolimiter.AsyncLimiter` paces starts evenly
 ``rate / (1 + margin)`` with a small burst that absorbs the event loop's timer lag (alone, a burst of
 one loses about a tenth of the rate at 1000/s). A sliding-window log then guarantees the bound the
 service enforces: never more than ``rate`` starts in any window of ``1 + margin`` seconds (alone, a
-bucket of ``rate`` lets twice that start in one sliding second). The margin covers the jitter
-between our clock and the service's.
+bucket of ``rate`` lets twice that start in one sliding second).
+
+The service counts arrivals, not our starts, and a request that waits for a new connection
+arrives later than one sent on a warm one. So each start stays in the window until its start time
+*plus how much slower than the fastest request it was* lies a window in the past; the client tells
+the limiter when each request finished. A slow request thus holds back the one that mirrors it a
+window later, and no margin has to be wide enough for the worst delay.
 
 When the service still answers E113 (another process shares the account, or the limit was
 lowered), :meth:`ThroughputLimiter.throttled` halves the rate and pauses new starts for a window; the
@@ -22,9 +27,20 @@ from collections import deque
 from aiolimiter import AsyncLimiter
 from attrs import define
 
-__all__ = ["LimiterStats", "ThroughputLimiter"]
+__all__ = ["LimiterStats", "ThroughputLimiter", "Ticket"]
 
 _MIN_SLEEP = 1e-6
+_POLL = 0.002
+
+
+class Ticket:
+    """One request start in the window; :meth:`ThroughputLimiter.finished` closes it."""
+
+    __slots__ = ("at", "latency")
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+        self.latency: float | None = None
 
 
 @define
@@ -55,6 +71,7 @@ class ThroughputLimiter:
         margin: float = 0.005,
         min_fraction: float = 0.05,
         recovery_step: float = 0.1,
+        latency_cap: float = 0.5,
     ) -> None:
         if not rate >= 1:
             raise ValueError(f"rate must be at least 1 request per second, not {rate!r}")
@@ -70,7 +87,9 @@ class ThroughputLimiter:
         self._min_fraction = min_fraction
         self._recovery_step = recovery_step
         self._fraction = 1.0
-        self._starts: deque[float] = deque()
+        self._starts: deque[Ticket] = deque()
+        self._latency_cap = latency_cap
+        self._fastest = math.inf
         self._paused_until = -math.inf
         self._last_change = -math.inf
         self._limit = math.floor(self.rate)
@@ -96,8 +115,16 @@ class ThroughputLimiter:
         if self._fraction < 1.0 and now - self._last_change >= self.window:
             self._set_fraction(min(1.0, self._fraction + self._recovery_step), now)
 
-    async def acquire(self) -> None:
-        """Wait until one more request may start, and count it as started."""
+    def _held_until(self, ticket: Ticket, now: float) -> float:
+        """When ``ticket`` may have reached the service, at the latest, as far as we can tell."""
+        latency = ticket.latency
+        if latency is None:
+            latency = now - ticket.at
+        fastest = 0.0 if self._fastest is math.inf else self._fastest
+        return ticket.at + max(0.0, min(latency, self._latency_cap) - fastest)
+
+    async def acquire(self) -> Ticket:
+        """Wait until one more request may start; pass the ticket to :meth:`finished` after it."""
         loop = asyncio.get_running_loop()
         began = loop.time()
         waited = False
@@ -117,17 +144,30 @@ class ThroughputLimiter:
         while True:
             now = loop.time()
             horizon = now - self.window
-            while starts and starts[0] <= horizon:
+            while starts and self._held_until(starts[0], now) <= horizon:
                 starts.popleft()
             if len(starts) < self._limit:
-                starts.append(now)
+                ticket = Ticket(now)
+                starts.append(ticket)
                 break
             waited = True
-            await asyncio.sleep(max(starts[0] - horizon, _MIN_SLEEP))
+            head = starts[0]
+            if head.latency is None:
+                delay = _POLL
+            else:
+                delay = self._held_until(head, now) - horizon
+            await asyncio.sleep(max(delay, _MIN_SLEEP))
         self.stats.acquired += 1
         if waited:
             self.stats.waited += 1
             self.stats.wait_seconds += now - began
+        return ticket
+
+    def finished(self, ticket: Ticket) -> None:
+        """The request of ``ticket`` got its answer (or failed): its arrival time is now bounded."""
+        latency = asyncio.get_running_loop().time() - ticket.at
+        ticket.latency = latency
+        self._fastest = min(self._fastest, latency)
 
     def throttled(self) -> None:
         """The service answered E113: slow down and pause new starts for one window.

@@ -11,7 +11,10 @@ from mmsjson import ThroughputLimiter
 from tests.virtual_clock import run
 
 
-async def start_times(limiter: ThroughputLimiter, count: int, workers: int = 50) -> list[float]:
+async def start_times(
+    limiter: ThroughputLimiter, count: int, workers: int = 50, latency: float = 0.001
+) -> list[float]:
+    """Start ``count`` requests that each take ``latency`` seconds, as the client does."""
     loop = asyncio.get_running_loop()
     times: list[float] = []
     remaining = count
@@ -20,8 +23,10 @@ async def start_times(limiter: ThroughputLimiter, count: int, workers: int = 50)
         nonlocal remaining
         while remaining > 0:
             remaining -= 1
-            await limiter.acquire()
+            ticket = await limiter.acquire()
             times.append(loop.time())
+            await asyncio.sleep(latency)
+            limiter.finished(ticket)
 
     await asyncio.gather(*(worker() for _ in range(workers)))
     return sorted(times)
@@ -62,6 +67,33 @@ def test_starts_are_paced_evenly_not_bunched_at_window_edges() -> None:
     async def scenario() -> None:
         times = await start_times(ThroughputLimiter(100, burst=1), count=300)
         assert most_in_any_window(times, window=0.1) <= 11
+
+    run(scenario())
+
+
+def test_a_slow_request_holds_back_the_start_that_mirrors_it_a_window_later() -> None:
+    async def scenario() -> None:
+        limiter = ThroughputLimiter(2, burst=1, margin=0.0)
+        loop = asyncio.get_running_loop()
+        slow = await limiter.acquire()
+        await asyncio.sleep(0.05)
+        limiter.finished(slow)
+        fast = await limiter.acquire()
+        await asyncio.sleep(0.001)
+        limiter.finished(fast)
+        await limiter.acquire()
+        assert loop.time() >= slow.at + 1.0 + 0.049
+
+    run(scenario())
+
+
+def test_a_request_still_in_flight_is_held_no_longer_than_the_latency_cap() -> None:
+    async def scenario() -> None:
+        limiter = ThroughputLimiter(1, burst=1, margin=0.0, latency_cap=0.2)
+        loop = asyncio.get_running_loop()
+        first = await limiter.acquire()
+        await limiter.acquire()
+        assert first.at + 1.0 <= loop.time() <= first.at + 1.25
 
     run(scenario())
 
