@@ -152,10 +152,7 @@ class ThroughputLimiter:
                 break
             waited = True
             head = starts[0]
-            if head.latency is None:
-                delay = _POLL
-            else:
-                delay = self._held_until(head, now) - horizon
+            delay = _POLL if head.latency is None else self._held_until(head, now) - horizon
             await asyncio.sleep(max(delay, _MIN_SLEEP))
         self.stats.acquired += 1
         if waited:

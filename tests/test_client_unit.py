@@ -27,7 +27,7 @@ from mmsjson import (
     TransportError,
     ValidationError,
 )
-from tests.conftest import SECRET, picture_mms
+from tests.conftest import SECRET
 
 URL_ = "https://api.example.test/ep/v2/"
 OK = {"status": "success", "to": "17745559144", "tracking-id": "T1", "status-details": "queued"}
@@ -251,7 +251,7 @@ async def test_the_key_is_in_no_repr_exception_or_log(
         for _ in range(2):
             try:
                 await c.send(mms, "17745559144")
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 errors.append(exc)
         texts = [repr(c), repr(c._http), repr(c.limiter), caplog.text]
     texts += [f"{e!r} {e} {e.__dict__}" for e in errors]

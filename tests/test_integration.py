@@ -12,7 +12,6 @@ from mmsjson import (
     RetryPolicy,
     ServerError,
     TemplateNotFound,
-    ThroughputExceeded,
     TransportError,
 )
 from mmsjson.testing import FakeMMSServer
@@ -120,26 +119,24 @@ async def test_a_wrong_key_is_an_auth_error(fake: FakeMMSServer, mms: MMS) -> No
 
 
 async def test_at_the_accounts_rate_a_few_hundred_sends_see_no_e113(mms: MMS) -> None:
-    async with FakeMMSServer(throughput=20) as server:
-        async with MMSClient(
-            server.api_key, service_id="1", sender="12345", base_url=server.base_url, throughput=20
-        ) as client:
-            outcomes = [o async for o in client.send_bulk(
-                _jobs(mms, 200)
-            )]
+    async with FakeMMSServer(throughput=20) as server, MMSClient(
+        server.api_key, service_id="1", sender="12345", base_url=server.base_url, throughput=20
+    ) as client:
+        outcomes = [o async for o in client.send_bulk(
+            _jobs(mms, 200)
+        )]
     assert server.e113_count == 0
     assert len(outcomes) == 200 and all(o.status == "accepted" for o in outcomes)
     assert server.max_in_window() <= 20
 
 
 async def test_a_limit_lowered_on_the_server_is_met_by_backing_off(mms: MMS) -> None:
-    async with FakeMMSServer(throughput=10) as server:
-        async with MMSClient(
-            server.api_key, service_id="1", sender="12345", base_url=server.base_url, throughput=20,
-            retry=RetryPolicy(max_attempts=20, base_delay=0.05, max_delay=0.5),
-        ) as client:
-            outcomes = [o async for o in client.send_bulk(_jobs(mms, 60))]
-            assert client.limiter is not None and client.limiter.stats.backoffs >= 1
+    async with FakeMMSServer(throughput=10) as server, MMSClient(
+        server.api_key, service_id="1", sender="12345", base_url=server.base_url, throughput=20,
+        retry=RetryPolicy(max_attempts=20, base_delay=0.05, max_delay=0.5),
+    ) as client:
+        outcomes = [o async for o in client.send_bulk(_jobs(mms, 60))]
+        assert client.limiter is not None and client.limiter.stats.backoffs >= 1
     assert all(o.status == "accepted" for o in outcomes)
     assert sorted(server.deliveries().values()) == [1] * 60
 
@@ -148,7 +145,3 @@ def _jobs(mms: MMS, count: int) -> list[object]:
     from mmsjson import BulkJob
 
     return [BulkJob(to=f"1774555{i:04d}", mms=mms) for i in range(count)]
-
-
-def test_throughput_exceeded_is_retryable() -> None:
-    assert ThroughputExceeded("E113", None).retryable

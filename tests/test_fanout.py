@@ -1,0 +1,232 @@
+"""Group and bulk fan-out against the fake server: one request per person, an outcome for each."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import pytest
+
+from mmsjson import (
+    MMS,
+    BulkJob,
+    BulkOutcome,
+    BulkProgress,
+    MMSClient,
+    OutcomeStatus,
+    ValidationError,
+)
+from mmsjson.testing import FakeMMSServer
+
+PEOPLE = ["17745550001", "17745550002", "17745550003"]
+
+
+async def test_a_group_of_n_is_n_requests_each_showing_the_others_in_order(
+    fake: FakeMMSServer, make_client: Callable[..., MMSClient], mms: MMS
+) -> None:
+    async with make_client() as client:
+        result = await client.send_group(mms, PEOPLE)
+    shown = {r.payload["to"]: r.payload["to-displayonly"] for r in fake.accepted()}
+    assert shown == {
+        "17745550001": "17745550002,17745550003",
+        "17745550002": "17745550001,17745550003",
+        "17745550003": "17745550001,17745550002",
+    }
+    assert [o.to for o in result.outcomes] == PEOPLE and result.ok
+
+
+async def test_participants_are_normalised_and_deduplicated(
+    fake: FakeMMSServer, make_client: Callable[..., MMSClient], mms: MMS
+) -> None:
+    async with make_client() as client:
+        result = await client.send_group(mms, ["+1 774 555 0001", "17745550002", "17745550001"])
+    assert [o.to for o in result.outcomes] == ["17745550001", "17745550002"]
+    assert fake.deliveries() == {"17745550001": 1, "17745550002": 1}
+
+
+async def test_a_group_of_one_has_no_display_only_list(
+    fake: FakeMMSServer, make_client: Callable[..., MMSClient], mms: MMS
+) -> None:
+    async with make_client() as client:
+        await client.send_group(mms, ["17745550001"])
+    assert "to-displayonly" not in fake.accepted()[0].payload
+
+
+async def test_a_bad_participant_is_refused_before_anything_is_sent(
+    fake: FakeMMSServer, make_client: Callable[..., MMSClient], mms: MMS
+) -> None:
+    async with make_client() as client:
+        with pytest.raises(ValidationError, match=r"^participants\[1\]: "):
+            await client.send_group(mms, ["17745550001", "0017745550002"])
+    assert not fake.arrivals
+
+
+async def test_one_participants_failure_does_not_stop_the_others(
+    fake: FakeMMSServer, make_client: Callable[..., MMSClient], mms: MMS
+) -> None:
+    fake.inject_drop()
+    async with make_client() as client:
+        result = await client.send_group(mms, PEOPLE)
+    assert sorted(o.status for o in result.outcomes) == ["accepted", "accepted", "unknown"]
+    assert len(result.unknown) == 1 and not result.ok
+
+
+async def test_a_rejected_participant_keeps_the_code(
+    fake: FakeMMSServer, make_client: Callable[..., MMSClient], mms: MMS
+) -> None:
+    async with make_client(max_in_flight=1) as client:
+        fake.inject_status(400, body="<html>no</html>")
+        result = await client.send_group(mms, PEOPLE)
+    rejected = result.rejected
+    assert len(rejected) == 1 and rejected[0].error is not None
+    assert rejected[0].info is not None and "HTTP 400" in rejected[0].info
+
+
+async def test_a_saved_template_goes_to_a_group_with_sendsavedmms(
+    fake: FakeMMSServer, make_client: Callable[..., MMSClient], mms: MMS
+) -> None:
+    async with make_client() as client:
+        saved = await client.save(mms, name="promo")
+        mms_id = fake.mms_id_for(saved.tracking_id)
+        assert mms_id is not None
+        result = await client.send_group(mms_id, PEOPLE, custom_texts={1: "Hi all"})
+    assert result.ok
+    sent = fake.accepted("sendsavedmms")
+    assert {r.payload["mms-id"] for r in sent} == {mms_id} and len(sent) == 3
+
+
+async def test_a_group_result_is_indexed_by_number(make_client: Callable[..., MMSClient], mms: MMS) -> None:
+    async with make_client() as client:
+        result = await client.send_group(mms, PEOPLE)
+    assert result["17745550002"].status is OutcomeStatus.ACCEPTED
+
+
+# -- bulk ---------------------------------------------------------------------------------------
+
+
+def jobs(mms: MMS, count: int, start: int = 0) -> Iterator[BulkJob]:
+    for i in range(start, start + count):
+        yield BulkJob(to=f"1774555{i:04d}", mms=mms, client_reference=f"job-{i}")
+
+
+async def test_bulk_gives_every_job_exactly_one_outcome(
+    fake: FakeMMSServer, make_client: Callable[..., MMSClient], mms: MMS
+) -> None:
+    async with make_client() as client:
+        outcomes = [o async for o in client.send_bulk(jobs(mms, 300))]
+    assert sorted(o.index for o in outcomes) == list(range(300))
+    assert all(o.status is OutcomeStatus.ACCEPTED and o.tracking_id for o in outcomes)
+    assert sorted(fake.deliveries().values()) == [1] * 300
+
+
+async def test_bulk_takes_an_async_iterable(make_client: Callable[..., MMSClient], mms: MMS) -> None:
+    async def source() -> AsyncIterator[BulkJob]:
+        for job in jobs(mms, 5):
+            yield job
+
+    async with make_client() as client:
+        assert len([o async for o in client.send_bulk(source())]) == 5
+
+
+async def test_bulk_reads_jobs_lazily_with_a_bounded_number_under_way(
+    make_client: Callable[..., MMSClient], mms: MMS
+) -> None:
+    read = 0
+    most_ahead = 0
+    done = 0
+
+    def counted() -> Iterator[BulkJob]:
+        nonlocal read, most_ahead
+        for job in jobs(mms, 200):
+            read += 1
+            most_ahead = max(most_ahead, read - done)
+            yield job
+
+    async with make_client(max_in_flight=4) as client:
+        async for _ in client.send_bulk(counted(), max_pending=8):
+            done += 1
+    assert most_ahead <= 9
+
+
+async def test_a_bad_job_is_rejected_and_the_run_goes_on(
+    fake: FakeMMSServer, make_client: Callable[..., MMSClient], mms: MMS
+) -> None:
+    bad = [BulkJob(to="not a number", mms=mms), BulkJob(to="17745550001"), *jobs(mms, 2, start=5)]
+    async with make_client() as client:
+        outcomes = sorted([o async for o in client.send_bulk(bad)], key=lambda o: o.index)
+    assert [o.status for o in outcomes] == ["rejected", "rejected", "accepted", "accepted"]
+    assert isinstance(outcomes[0].error, ValidationError) and isinstance(outcomes[1].error, ValidationError)
+    assert len(fake.deliveries()) == 2
+
+
+async def test_a_rejection_by_the_api_keeps_its_code(
+    fake: FakeMMSServer, make_client: Callable[..., MMSClient], mms: MMS
+) -> None:
+    async with make_client() as client:
+        outcomes = [o async for o in client.send_bulk([BulkJob(to="17745550001", mms_id="404")])]
+    assert (outcomes[0].status, outcomes[0].code) == ("rejected", "E241")
+
+
+async def test_progress_is_reported_after_every_outcome(make_client: Callable[..., MMSClient], mms: MMS) -> None:
+    seen: list[BulkProgress] = []
+    async with make_client() as client:
+        async for _ in client.send_bulk(jobs(mms, 10), progress=seen.append):
+            pass
+    assert [p.done for p in seen] == list(range(1, 11))
+    assert seen[-1].accepted == 10
+
+
+async def test_leaving_the_loop_early_reports_what_was_sent_and_sends_no_more(
+    fake: FakeMMSServer, make_client: Callable[..., MMSClient], mms: MMS
+) -> None:
+    yielded: list[BulkOutcome] = []
+    reported: list[BulkOutcome] = []
+    async with make_client(max_in_flight=4) as client:
+        run = client.send_bulk(jobs(mms, 1000), progress=lambda p: reported.append(p.last))
+        async for outcome in run:
+            yielded.append(outcome)
+            if len(yielded) == 20:
+                break
+        await run.aclose()  # type: ignore[attr-defined]
+        still_running = [t for t in asyncio.all_tasks() if t.get_coro().__name__ == "_run_job"]  # type: ignore[union-attr]
+    assert still_running == []
+    assert len(fake.arrivals) == client.stats.requests
+    accepted = {r.payload["client-reference"] for r in fake.accepted()}
+    assert accepted == {o.job.client_reference for o in reported if o.status == "accepted"}
+    assert len({o.index for o in reported}) == len(reported)
+
+
+async def test_cancelling_a_run_loses_no_sent_job_and_reports_none_twice(
+    fake: FakeMMSServer, make_client: Callable[..., MMSClient], mms: MMS
+) -> None:
+    reported: list[BulkOutcome] = []
+    thirty_done = asyncio.Event()
+    fake.latency = 0.02
+
+    def record(progress: BulkProgress) -> None:
+        reported.append(progress.last)
+        if len(reported) >= 30:
+            thirty_done.set()
+
+    async def consume(client: MMSClient) -> None:
+        async for _ in client.send_bulk(jobs(mms, 1000), progress=record):
+            pass
+
+    async with make_client(max_in_flight=8) as client:
+        task = asyncio.create_task(consume(client))
+        await thirty_done.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    accepted = {r.payload["client-reference"] for r in fake.accepted()}
+    assert accepted == {o.job.client_reference for o in reported}
+    assert len({o.index for o in reported}) == len(reported)
+
+
+async def test_a_failure_for_one_job_does_not_stop_the_run(
+    fake: FakeMMSServer, make_client: Callable[..., MMSClient], mms: MMS
+) -> None:
+    fake.inject_drop()
+    async with make_client(max_in_flight=1) as client:
+        outcomes = [o async for o in client.send_bulk(jobs(mms, 5))]
+    assert sorted(o.status for o in outcomes) == ["accepted"] * 4 + ["unknown"]
