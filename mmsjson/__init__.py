@@ -43,7 +43,6 @@ from mmsjson.session import RetryPolicy
 from mmsjson.wire import dump_mms, load_mms
 
 __all__ = [
-    "MMS",
     "AccountError",
     "ApiError",
     "Audio",
@@ -60,6 +59,7 @@ __all__ = [
     "GroupResult",
     "Image",
     "LimiterStats",
+    "MMS",
     "MMSClient",
     "MMSError",
     "Outcome",

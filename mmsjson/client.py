@@ -17,7 +17,7 @@ from mmsjson import wire
 from mmsjson.errors import ApiError, MMSError, ThroughputExceeded, ValidationError
 from mmsjson.fanout import BulkProgress, Delivery, run_group, stream_bulk
 from mmsjson.limiter import ThroughputLimiter
-from mmsjson.models import MMS, BulkJob, BulkOutcome, GroupResult, SaveResult, SendResult
+from mmsjson.models import MMS, BulkJob, BulkOutcome, GroupResult, Outcome, SaveResult, SendResult
 from mmsjson.numbers import normalize_number, normalize_numbers
 from mmsjson.session import DEFAULT_BASE_URL, HttpSession, RetryPolicy
 
@@ -274,12 +274,14 @@ class MMSClient:
         sender: str | None = None,
         from_mask: str | None = None,
         client_reference: str | None = None,
+        progress: Callable[[Outcome], object] | None = None,
     ) -> GroupResult:
         """Send ``content`` (an MMS, or a saved template's ``mms-id``) to a group thread.
 
         Participants are normalised and de-duplicated in the caller's order; each gets one request
         with the others in ``to-displayonly``. Every request is built and checked before the first
-        is sent. One participant's failure never stops the others: each gets an outcome.
+        is sent. One participant's failure never stops the others: each gets an outcome, which is
+        also passed to ``progress`` as it arrives.
         """
         people = normalize_numbers(participants, field="participants")
         if not people:
@@ -298,7 +300,7 @@ class MMSClient:
             else:
                 body = self._send_saved_body(content, person, custom_texts=custom_texts, **options)
             requests.append((person, body))
-        return await run_group(self._deliver, requests)
+        return await run_group(self._deliver, requests, progress)
 
     def _bulk_body(self, job: BulkJob) -> tuple[str, bytes]:
         if not isinstance(job, BulkJob):

@@ -27,12 +27,12 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
-    "ERROR_CODES",
     "AccountError",
     "ApiError",
     "AuthError",
     "BadRequestError",
     "ContentError",
+    "ERROR_CODES",
     "MMSError",
     "RecipientError",
     "SenderError",

@@ -77,11 +77,20 @@ async def _outcome(deliver: Deliver, to: str, body: bytes, delivery: Delivery) -
     )
 
 
-async def run_group(deliver: Deliver, requests: Sequence[tuple[str, bytes]]) -> GroupResult:
+async def run_group(
+    deliver: Deliver,
+    requests: Sequence[tuple[str, bytes]],
+    progress: Callable[[Outcome], object] | None = None,
+) -> GroupResult:
     """Send each ``(recipient, body)`` concurrently and collect one outcome per recipient."""
-    outcomes = await asyncio.gather(
-        *(_outcome(deliver, to, body, Delivery()) for to, body in requests)
-    )
+
+    async def one(to: str, body: bytes) -> Outcome:
+        outcome = await _outcome(deliver, to, body, Delivery())
+        if progress is not None:
+            progress(outcome)
+        return outcome
+
+    outcomes = await asyncio.gather(*(one(to, body) for to, body in requests))
     return GroupResult(outcomes=tuple(outcomes))
 
 

@@ -9,11 +9,11 @@ checked when it is placed in an :class:`MMS`, so the error can name its position
 from __future__ import annotations
 
 import enum
+import re
 import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 import attrs
 from attrs import field, frozen
@@ -21,10 +21,6 @@ from attrs import field, frozen
 from mmsjson.errors import MMSError, ValidationError
 
 __all__ = [
-    "MAX_SLIDES",
-    "MAX_SUBJECT_LENGTH",
-    "MAX_TEXT_LENGTH",
-    "MMS",
     "Audio",
     "BulkJob",
     "BulkOutcome",
@@ -33,6 +29,10 @@ __all__ = [
     "Excel",
     "GroupResult",
     "Image",
+    "MAX_SLIDES",
+    "MAX_SUBJECT_LENGTH",
+    "MAX_TEXT_LENGTH",
+    "MMS",
     "Media",
     "Outcome",
     "OutcomeStatus",
@@ -55,20 +55,18 @@ MAX_EXPIRY = timedelta(days=3)
 MAX_LINK_EXPIRATION = timedelta(days=365)
 
 
+_ABSOLUTE_URL = re.compile(r"https?://(?:[^\s/?#@]*@)?[^\s/?#@:]+(?::[0-9]*)?(?:[/?#]\S*)?", re.ASCII)
+
+
 def _check_url(instance: Media, attribute: attrs.Attribute[str], value: object) -> None:
+    if type(value) is str and _ABSOLUTE_URL.fullmatch(value):
+        return
     path = f"{instance.kind}.url"
     if not isinstance(value, str):
         raise ValidationError(path, f"must be a URL string, not {type(value).__name__}")
-    try:
-        parts = urlsplit(value)
-    except ValueError as exc:
-        raise ValidationError(path, f"{value!r} is not a valid URL ({exc})") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValidationError(
-            path, f"{value!r} must be an absolute http:// or https:// URL with a host"
-        )
     if any(ch.isspace() for ch in value):
         raise ValidationError(path, f"{value!r} contains whitespace; percent-encode it")
+    raise ValidationError(path, f"{value!r} must be an absolute http:// or https:// URL with a host")
 
 
 @frozen
@@ -134,17 +132,6 @@ class Excel(Media):
     is_object: ClassVar[bool] = True
 
 
-def _media_of(kind: type[Media]) -> Any:
-    def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        if value is not None and not isinstance(value, kind):
-            raise ValidationError(
-                attribute.name,
-                f"must be {kind.__name__}(url), not {type(value).__name__}",
-            )
-
-    return check
-
-
 def _optional_str(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None and not isinstance(value, str):
         raise ValidationError(attribute.name, f"must be a string, not {type(value).__name__}")
@@ -159,14 +146,14 @@ class Slide:
     :class:`MMS`.
     """
 
-    text: str | None = field(default=None, validator=_optional_str)
-    image: Image | None = field(default=None, validator=_media_of(Image))
-    audio: Audio | None = field(default=None, validator=_media_of(Audio))
-    video: Video | None = field(default=None, validator=_media_of(Video))
-    contact: Contact | None = field(default=None, validator=_media_of(Contact))
-    calendar: Calendar | None = field(default=None, validator=_media_of(Calendar))
-    pdf: Pdf | None = field(default=None, validator=_media_of(Pdf))
-    excel: Excel | None = field(default=None, validator=_media_of(Excel))
+    text: str | None = None
+    image: Image | None = None
+    audio: Audio | None = None
+    video: Video | None = None
+    contact: Contact | None = None
+    calendar: Calendar | None = None
+    pdf: Pdf | None = None
+    excel: Excel | None = None
 
     @property
     def media(self) -> tuple[Media, ...]:
@@ -182,14 +169,26 @@ class Slide:
 
     def check(self) -> None:
         """Raise :class:`ValidationError` (path relative to the slide) if the API would refuse it."""
-        if self.text is not None and len(self.text) > MAX_TEXT_LENGTH:
-            raise ValidationError(
-                "text", f"has {len(self.text)} characters, at most {MAX_TEXT_LENGTH} are allowed"
-            )
-        media = self.media
-        if not media and not self.text:
-            raise ValidationError("", "a slide needs text or media; an empty slide is refused")
+        text = self.text
+        if text is not None:
+            if type(text) is not str:
+                raise ValidationError("text", f"must be a string, not {type(text).__name__}")
+            if len(text) > MAX_TEXT_LENGTH:
+                raise ValidationError(
+                    "text", f"has {len(text)} characters, at most {MAX_TEXT_LENGTH} are allowed"
+                )
+        media = []
+        for name, kind in _SLIDE_MEDIA.items():
+            item = getattr(self, name)
+            if item is not None:
+                if not isinstance(item, kind):
+                    raise ValidationError(
+                        name, f"must be {kind.__name__}(url), not {type(item).__name__}"
+                    )
+                media.append(item)
         if len(media) < 2:
+            if not media and not text:
+                raise ValidationError("", "a slide needs text or media; an empty slide is refused")
             return
         kinds = [m.kind for m in media]
         objects = [m.kind for m in media if m.is_object]
@@ -205,6 +204,11 @@ class Slide:
         if "video" in kinds:
             other = next(k for k in kinds if k != "video")
             raise ValidationError("", f"video cannot share a slide with {other}")
+
+
+_SLIDE_MEDIA: dict[str, type[Media]] = {
+    kind.kind: kind for kind in (Image, Audio, Video, Contact, Calendar, Pdf, Excel)
+}
 
 
 def _check_slides(instance: MMS, attribute: attrs.Attribute[Any], value: tuple[Slide, ...]) -> None:
@@ -235,9 +239,11 @@ def check_subject(value: object, path: str = "subject") -> None:
             f"has {len(value)} characters, at most {MAX_SUBJECT_LENGTH} are allowed "
             "(40 or fewer deliver best)",
         )
+    if "\n" in value or "\r" in value:
+        raise ValidationError(path, "must be one line")
+    if value.isascii():
+        return
     for ch in value:
-        if ch in "\r\n":
-            raise ValidationError(path, "must be one line")
         if ord(ch) > 0xFFFF or unicodedata.category(ch) == "So":
             raise ValidationError(
                 path, f"contains the symbol {ch!r}; carriers reject emoji in subjects"
@@ -288,6 +294,11 @@ def check_deadlines(
     )
 
 
+def _subject(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None:
+        check_subject(value)
+
+
 def _check_bool(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None and not isinstance(value, bool):
         raise ValidationError(attribute.name, f"must be True, False or None, not {value!r}")
@@ -309,7 +320,7 @@ class MMS:
     """
 
     slides: tuple[Slide, ...] = field(converter=_to_tuple, validator=_check_slides)
-    subject: str | None = field(default=None, validator=lambda _, __, v: check_subject(v))
+    subject: str | None = field(default=None, validator=_subject)
     fallback_sms_text: str | None = field(default=None, validator=_optional_str)
     disable_fallback_sms: bool | None = field(default=None, validator=_check_bool)
     disable_fallback_sms_link: bool | None = field(default=None, validator=_check_bool)
@@ -324,7 +335,8 @@ class MMS:
                 "is required unless disable_fallback_sms=True: it is sent when the phone "
                 "cannot receive MMS",
             )
-        check_deadlines(self.expires_at, self.fallback_sms_link_expiration)
+        if self.expires_at is not None or self.fallback_sms_link_expiration is not None:
+            check_deadlines(self.expires_at, self.fallback_sms_link_expiration)
 
 
 def check_custom_texts(value: Mapping[int, str] | None, path: str = "custom_texts") -> None:

@@ -8,6 +8,7 @@ message that shows how to write it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from mmsjson.errors import ValidationError
@@ -57,6 +58,7 @@ def normalize_number(raw: str, *, field: str = "to") -> str:
     return digits
 
 
+@functools.lru_cache(maxsize=64)
 def normalize_sender(raw: str, *, field: str = "from") -> str:
     """A sender: a short code (3+ digits) or a long number in international form."""
     digits = _digits(raw, field)

@@ -147,16 +147,31 @@ def _at(path: str) -> Callable[[Any, Any], Any]:
     return structure
 
 
-_SLIDE_RENAMES: dict[str, Any] = {"text": override(rename="message-text", omit_if_default=True)}
+def _media_dict(media: Media) -> dict[str, str]:
+    return {"url": media.url}
+
+
+_SLIDE_RENAMES: dict[str, Any] = {
+    "text": override(rename="message-text", omit_if_default=True),
+    **{
+        kind: override(omit_if_default=True, unstruct_hook=_media_dict)
+        for kind in ("image", "audio", "video", "contact", "calendar", "pdf", "excel")
+    },
+}
 _MMS_RENAMES: dict[str, Any] = {
-    "slides": override(rename="slide", struct_hook=_structure_slides),
+    "slides": override(
+        rename="slide",
+        struct_hook=_structure_slides,
+        unstruct_hook=lambda slides: [_unstructure_slide(s) for s in slides],
+    ),
     "subject": override(rename="message-subject", struct_hook=_at("message-subject")),
     "expires_at": override(rename="mms-expiry-timestamp", struct_hook=_at("mms-expiry-timestamp")),
 }
 
-converter.register_unstructure_hook(
-    Slide, make_dict_unstructure_fn(Slide, converter, _cattrs_omit_if_default=True, **_SLIDE_RENAMES)
+_unstructure_slide = make_dict_unstructure_fn(
+    Slide, converter, _cattrs_omit_if_default=True, **_SLIDE_RENAMES
 )
+converter.register_unstructure_hook(Slide, _unstructure_slide)
 _structure_slide = _keyed_errors(make_dict_structure_fn(Slide, converter, **_SLIDE_RENAMES))
 converter.register_structure_hook(Slide, _structure_slide)
 
@@ -226,9 +241,12 @@ def load_mms(document: Mapping[str, Any]) -> MMS:
     return mms
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def encode(payload: Mapping[str, Any]) -> bytes:
-    """The request body: compact UTF-8 JSON."""
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    """The request body: compact UTF-8 JSON (one encoder, built once)."""
+    return _ENCODER.encode(payload).encode()
 
 
 def content_fragment(mms: MMS) -> bytes:

@@ -100,9 +100,9 @@ def test_media_urls_must_be_absolute_http(url: str) -> None:
         Image(url)
 
 
-def test_media_of_the_wrong_kind_is_refused() -> None:
-    with pytest.raises(ValidationError, match=r"^image: must be Image\(url\), not Video"):
-        Slide(image=VID)  # type: ignore[arg-type]
+def test_media_of_the_wrong_kind_is_refused_by_position() -> None:
+    with pytest.raises(ValidationError, match=r"^slides\[0\]\.image: must be Image\(url\), not Video"):
+        one(Slide(image=VID))  # type: ignore[arg-type]
 
 
 def test_subject_of_80_characters_is_allowed() -> None:

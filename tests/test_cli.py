@@ -1,0 +1,100 @@
+"""The mmsjson command: exit codes and output a shell script can rely on."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mmsjson.cli import main
+from mmsjson.testing import FakeMMSServer
+from mmsjson.wire import dump_mms
+from tests.conftest import picture_mms
+
+
+async def run(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    code = await asyncio.to_thread(main, list(argv), out)
+    return code, out.getvalue()
+
+
+@pytest.fixture
+def message(tmp_path: Path) -> str:
+    path = tmp_path / "message.json"
+    path.write_text(json.dumps({"action": "sendmms", **dump_mms(picture_mms())}))
+    return str(path)
+
+
+@pytest.fixture
+def keyed(fake: FakeMMSServer, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    monkeypatch.setenv("MMSJSON_API_KEY", fake.api_key)
+    return ["--base-url", fake.base_url, "--service-id", "1", "--sender", "12345"]
+
+
+def test_demo_needs_no_account_and_shows_every_participant() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "mmsjson", "demo"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    for number in ("17745550001", "17745550002", "17745550003", "17745550004"):
+        assert done.stdout.count(f"{number}    accepted") == 2
+
+
+async def test_send_prints_the_answer_and_exits_0(keyed: list[str], message: str) -> None:
+    code, out = await run("send", *keyed, "--to", "+1 774 555 9144", "--message", message)
+    assert code == 0 and json.loads(out)["status"] == "success"
+
+
+async def test_a_bad_message_file_exits_2_and_sends_nothing(
+    fake: FakeMMSServer, keyed: list[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"slide": [], "fallback-sms-text": "x"}))
+    code, _ = await run("send", *keyed, "--to", "17745559144", "--message", str(path))
+    assert code == 2 and not fake.arrivals
+
+
+async def test_without_the_key_in_the_environment_it_exits_2(
+    monkeypatch: pytest.MonkeyPatch, message: str
+) -> None:
+    monkeypatch.delenv("MMSJSON_API_KEY", raising=False)
+    code, _ = await run("send", "--service-id", "1", "--sender", "12345", "--to", "17745559144", "--message", message)
+    assert code == 2
+
+
+def test_the_key_is_not_taken_as_an_argument() -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["send", "--api-key", "secret", "--to", "1", "--message", "m.json"])
+    assert info.value.code == 2
+
+
+async def test_group_from_a_csv_shows_each_outcome(keyed: list[str], message: str, tmp_path: Path) -> None:
+    people = tmp_path / "people.csv"
+    people.write_text("number,name\n17745550001,Ann\n17745550002,Bob\n")
+    code, out = await run("group", *keyed, "--csv", str(people), "--message", message)
+    assert code == 0
+    assert "17745550001    accepted" in out and "17745550002    accepted" in out
+
+
+async def test_a_lost_answer_in_a_group_exits_3(fake: FakeMMSServer, keyed: list[str], message: str) -> None:
+    fake.inject_drop()
+    code, out = await run("group", *keyed, "17745550001", "17745550002", "--message", message)
+    assert code == 3 and "unknown" in out
+
+
+async def test_an_unknown_template_exits_1(keyed: list[str]) -> None:
+    code, _ = await run("send-saved", *keyed, "--mms-id", "404", "--to", "17745559144", "--text", "1=Hi")
+    assert code == 1
+
+
+async def test_save_then_send_saved_from_the_shell(fake: FakeMMSServer, keyed: list[str], message: str) -> None:
+    code, out = await run("save", *keyed, "--name", "promo", "--message", message)
+    mms_id = fake.mms_id_for(json.loads(out)["tracking-id"])
+    assert code == 0 and mms_id
+    code, out = await run("send-saved", *keyed, "--mms-id", mms_id, "--to", "17745559144", "--text", "1=Hi")
+    assert code == 0 and json.loads(out)["mms-id"] == mms_id
