@@ -158,19 +158,25 @@ _SLIDE_RENAMES: dict[str, Any] = {
         for kind in ("image", "audio", "video", "contact", "calendar", "pdf", "excel")
     },
 }
+_unstructure_slide = make_dict_unstructure_fn(
+    Slide, converter, _cattrs_omit_if_default=True, **_SLIDE_RENAMES
+)
+
+
+def _unstructure_slides(slides: tuple[Slide, ...]) -> list[dict[str, Any]]:
+    return [_unstructure_slide(slide) for slide in slides]
+
+
 _MMS_RENAMES: dict[str, Any] = {
     "slides": override(
         rename="slide",
         struct_hook=_structure_slides,
-        unstruct_hook=lambda slides: [_unstructure_slide(s) for s in slides],
+        unstruct_hook=_unstructure_slides,
     ),
     "subject": override(rename="message-subject", struct_hook=_at("message-subject")),
     "expires_at": override(rename="mms-expiry-timestamp", struct_hook=_at("mms-expiry-timestamp")),
 }
 
-_unstructure_slide = make_dict_unstructure_fn(
-    Slide, converter, _cattrs_omit_if_default=True, **_SLIDE_RENAMES
-)
 converter.register_unstructure_hook(Slide, _unstructure_slide)
 _structure_slide = _keyed_errors(make_dict_structure_fn(Slide, converter, **_SLIDE_RENAMES))
 converter.register_structure_hook(Slide, _structure_slide)
@@ -193,29 +199,46 @@ converter.register_structure_hook(
     MMS, _keyed_errors(make_dict_structure_fn(MMS, converter, **_mms_overrides))
 )
 
-_RESULT_FIELDS = {"raw": override(omit=True), "sender": override(rename="from")}
+def _text_or_none(value: object, _: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _text(value: object, _: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _result_fields(cls: type[Any], **renames: str) -> dict[str, Any]:
+    """Answer keys to result fields: tolerant (a non-string becomes None) and without dispatch."""
+    fields: dict[str, Any] = {"raw": override(omit=True)}
+    for attribute in cls.__attrs_attrs__:
+        if attribute.name != "raw":
+            wire_name = renames.get(attribute.name, attribute.name.replace("_", "-"))
+            hook = _text if attribute.name == "tracking_id" else _text_or_none
+            fields[attribute.name] = override(rename=wire_name, struct_hook=hook)
+    return fields
+
+
 _structure_send = make_dict_structure_fn(
     SendResult, converter, _cattrs_forbid_extra_keys=False,
-    **_hyphenated(SendResult, _RESULT_FIELDS),
+    **_result_fields(SendResult, sender="from"),
 )
 _structure_save = make_dict_structure_fn(
-    SaveResult, converter, _cattrs_forbid_extra_keys=False,
-    **_hyphenated(SaveResult, {"raw": override(omit=True)}),
+    SaveResult, converter, _cattrs_forbid_extra_keys=False, **_result_fields(SaveResult)
 )
 
 
 def structure_send_result(payload: Mapping[str, Any]) -> SendResult:
     """A ``status: success`` answer to ``sendmms`` or ``sendsavedmms``; unknown keys are kept in raw."""
-    known = {k: v for k, v in payload.items() if isinstance(v, str)}
-    known.setdefault("tracking-id", "")
-    return _with_raw(_structure_send(known, SendResult), payload)
+    if "tracking-id" not in payload:
+        payload = {**payload, "tracking-id": ""}
+    return _with_raw(_structure_send(payload, SendResult), payload)
 
 
 def structure_save_result(payload: Mapping[str, Any]) -> SaveResult:
     """A ``status: success`` answer to ``savemms``; unknown keys are kept in raw."""
-    known = {k: v for k, v in payload.items() if isinstance(v, str)}
-    known.setdefault("tracking-id", "")
-    return _with_raw(_structure_save(known, SaveResult), payload)
+    if "tracking-id" not in payload:
+        payload = {**payload, "tracking-id": ""}
+    return _with_raw(_structure_save(payload, SaveResult), payload)
 
 
 def _with_raw(result: T, payload: Mapping[str, Any]) -> T:

@@ -109,7 +109,36 @@ class FakeMMSServer:
         app = web.Application(client_max_size=1024**2)
         app.router.add_post("/ep/v2/", self._handle)
         app.router.add_post("/ep/v2", self._handle)
+        app.router.add_get("/_fake/stats", self._stats)
+        app.router.add_post("/_fake/reset", self._reset)
         return app
+
+    def reset(self, *, throughput: int | None = None) -> None:
+        """Forget what was received and set a new throughput limit; templates are kept."""
+        self.throughput = throughput
+        self.received.clear()
+        self.arrivals = array("d")
+        self.e113_count = 0
+        self.accepted_count = 0
+        self._faults.clear()
+        self._window.clear()
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        """What the fake saw, for a benchmark or test running in another process."""
+        stats: dict[str, Any] = {
+            "received": len(self.arrivals),
+            "accepted": self.accepted_count,
+            "e113": self.e113_count,
+            "max_in_window": self.max_in_window(),
+        }
+        if request.query.get("times"):
+            stats["arrivals"] = list(self.arrivals)
+        return web.json_response(stats)
+
+    async def _reset(self, request: web.Request) -> web.Response:
+        options = await request.json() if request.can_read_body else {}
+        self.reset(throughput=options.get("throughput"))
+        return web.json_response({"reset": True})
 
     async def start(self) -> FakeMMSServer:
         runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)

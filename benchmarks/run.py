@@ -1,0 +1,361 @@
+"""The mmsjson benchmarks, all measured in one run so that the ratios compare like with like.
+
+    python benchmarks/run.py [--quick] [--out benchmarks/results]
+
+1. Limiter fidelity, R = 10, 100, 1000: the fake server runs in a separate process with a strict
+   sliding-window limit of R; the client sends at R. Reported: the sustained rate / R (from the
+   server's arrival times after the first second, whose full window would flatter it), the
+   largest count in any sliding second the server saw, and E113s.
+2. Client overhead with no limit: requests per second of ``MMSClient.send`` divided by a plain
+   aiohttp loop posting the same pre-built bytes with the same concurrency, against the fake
+   server and against a no-op server (where the client's own cost shows most).
+3. Build + validate + serialise of a typical 3-slide message, against ``json.dumps`` of the same
+   request as a hand-built dict.
+4. Bulk memory: peak RSS of ``send_bulk`` over 10,000 and 1,000,000 jobs (each in a fresh process,
+   against the no-op server), as a ratio.
+
+Writes ``results.json``, ``results.md`` and ``throughput.png`` (sends per second over time against
+the limit) to ``--out``. Needs the ``bench`` extra (matplotlib) for the plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import timeit
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from mmsjson import MMS, Audio, Image, MMSClient, Slide
+
+HERE = Path(__file__).resolve().parent
+KEY = "benchmark-key"
+CONCURRENCY = 64
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def process(args: list[str], ready: str, env: dict[str, str] | None = None) -> Iterator[None]:
+    """Run ``args`` until the block ends; wait for ``ready`` on its stdout first."""
+    child = subprocess.Popen(
+        args, stdout=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}, cwd=HERE.parent
+    )
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline()
+        if ready not in line:
+            raise RuntimeError(f"{args} did not start: {line!r}")
+        yield
+    finally:
+        child.terminate()
+        child.wait(timeout=10)
+
+
+def typical_mms() -> MMS:
+    return MMS(
+        slides=[
+            Slide(text="Hello", image=Image("https://example.com/a.jpg")),
+            Slide(text="Listen", audio=Audio("https://example.com/a.mp3")),
+            Slide(text="Bye"),
+        ],
+        subject="Hi",
+        fallback_sms_text="See the picture",
+    )
+
+
+# -- 1. limiter fidelity ------------------------------------------------------------------------
+
+
+async def control(session: aiohttp.ClientSession, base: str, path: str, **body: Any) -> Any:
+    url = base.replace("/ep/v2/", path)
+    if body or path.endswith("reset"):
+        async with session.post(url, json=body) as response:
+            return await response.json()
+    async with session.get(url, params={"times": "1"}) as response:
+        return await response.json()
+
+
+async def limiter_fidelity(base: str, rate: int, seconds: float) -> dict[str, Any]:
+    count = int(rate * seconds)
+    mms = typical_mms()
+    async with aiohttp.ClientSession() as session:
+        await control(session, base, "/_fake/reset", throughput=rate)
+        async with MMSClient(
+            KEY, service_id="1", sender="12345", base_url=base, throughput=rate,
+            max_in_flight=min(256, max(16, rate // 2)),
+        ) as client:
+            semaphore = asyncio.Semaphore(client.max_in_flight)
+
+            async def one(i: int) -> None:
+                async with semaphore:
+                    await client.send(mms, f"1774{i:07d}")
+
+            await asyncio.gather(*(one(i) for i in range(count)))
+            backoffs = client.limiter.stats.backoffs if client.limiter else 0
+        stats = await control(session, base, "/_fake/stats")
+    arrivals = sorted(stats["arrivals"])
+    steady = [t for t in arrivals if t >= arrivals[0] + 1.0]
+    achieved = (len(steady) - 1) / (steady[-1] - steady[0])
+    return {
+        "rate": rate,
+        "requests": count,
+        "achieved_over_rate": achieved / rate,
+        "max_in_sliding_second": stats["max_in_window"],
+        "e113": stats["e113"],
+        "backoffs": backoffs,
+        "arrivals": [t - arrivals[0] for t in arrivals],
+    }
+
+
+# -- 2. client overhead -------------------------------------------------------------------------
+
+
+async def plain_loop(base: str, body: bytes, count: int) -> tuple[float, float]:
+    headers = {"x-api-key": KEY, "Content-Type": "application/json; charset=utf-8"}
+    remaining = count
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONCURRENCY)) as session:
+
+        async def worker() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                async with session.post(base, data=body, headers=headers) as response:
+                    await response.json()
+
+        cpu, start = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        return count / (time.perf_counter() - start), (time.process_time() - cpu) / count
+
+
+async def client_loop(base: str, count: int) -> tuple[float, float]:
+    mms = typical_mms()
+    remaining = count
+    async with MMSClient(
+        KEY, service_id="1", sender="12345", base_url=base, throughput=None, max_in_flight=CONCURRENCY
+    ) as client:
+
+        async def worker() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                await client.send(mms, "17745559144")
+
+        cpu, start = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        return count / (time.perf_counter() - start), (time.process_time() - cpu) / count
+
+
+async def overhead(base: str, count: int, rounds: int) -> dict[str, Any]:
+    from mmsjson import wire
+
+    body = wire.encode(wire.send_request(typical_mms(), to="17745559144", service_id="1", sender="12345"))
+    plain_rps, client_rps, plain_cpu, client_cpu = [], [], [], []
+    async with aiohttp.ClientSession() as session:
+        with contextlib.suppress(aiohttp.ClientError):
+            await control(session, base, "/_fake/reset")
+    await plain_loop(base, body, count // 5)
+    for _ in range(rounds):
+        rps, cpu = await plain_loop(base, body, count)
+        plain_rps.append(rps)
+        plain_cpu.append(cpu)
+        rps, cpu = await client_loop(base, count)
+        client_rps.append(rps)
+        client_cpu.append(cpu)
+    return {
+        "requests": count,
+        "rounds": rounds,
+        "concurrency": CONCURRENCY,
+        "ratio_each_round": [c / p for c, p in zip(client_rps, plain_rps, strict=True)],
+        "plain_rps": statistics.median(plain_rps),
+        "client_rps": statistics.median(client_rps),
+        "ratio": statistics.median(client_rps) / statistics.median(plain_rps),
+        "plain_cpu_us_per_request": statistics.median(plain_cpu) * 1e6,
+        "client_cpu_us_per_request": statistics.median(client_cpu) * 1e6,
+    }
+
+
+# -- 3. build + validate + serialise -------------------------------------------------------------
+
+
+def build_and_serialise() -> dict[str, Any]:
+    client = MMSClient(KEY, service_id="1", sender="12345", base_url="http://127.0.0.1:9/ep/v2/")
+
+    def ours() -> bytes:
+        return client._send_body(typical_mms(), "17745559144")
+
+    def by_hand() -> bytes:
+        return json.dumps({
+            "action": "sendmms", "service-id": "1", "to": "17745559144", "from": "12345",
+            "message-subject": "Hi", "fallback-sms-text": "See the picture",
+            "slide": [
+                {"message-text": "Hello", "image": {"url": "https://example.com/a.jpg"}},
+                {"message-text": "Listen", "audio": {"url": "https://example.com/a.mp3"}},
+                {"message-text": "Bye"},
+            ],
+        }).encode()
+
+    assert json.loads(ours()) == json.loads(by_hand())
+    number = 20_000
+    ours_s = min(timeit.repeat(ours, number=number, repeat=7)) / number
+    hand_s = min(timeit.repeat(by_hand, number=number, repeat=7)) / number
+    return {"ours_us": ours_s * 1e6, "json_dumps_us": hand_s * 1e6, "ratio": ours_s / hand_s}
+
+
+# -- 4. bulk memory -------------------------------------------------------------------------------
+
+
+def bulk_memory(base: str, count: int) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, str(HERE / "bulk_memory.py"), base, str(count)],
+        capture_output=True, text=True, check=True, cwd=HERE.parent,
+    )
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+# -- report ---------------------------------------------------------------------------------------
+
+
+def plot(limiter: list[dict[str, Any]], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    figure, axes = plt.subplots(len(limiter), 1, figsize=(8, 2.6 * len(limiter)))
+    for axis, run in zip(axes, limiter, strict=True):
+        times = run["arrivals"]
+        step = 0.1
+        edges = [i * step for i in range(int(times[-1] / step) + 1)]
+        counts, index = [], 0
+        for edge in edges:
+            while index < len(times) and times[index] < edge - 1.0:
+                index += 1
+            end = index
+            while end < len(times) and times[end] < edge:
+                end += 1
+            counts.append(end - index)
+        axis.plot(edges, counts, label="requests in the last second (server)")
+        axis.axhline(run["rate"], color="red", linestyle="--", label=f"limit R={run['rate']}")
+        axis.set_ylabel("requests / s")
+        axis.set_ylim(0, run["rate"] * 1.15)
+        axis.legend(loc="lower right", fontsize="small")
+    axes[-1].set_xlabel("seconds since the first request")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    return True
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines = [
+        f"# mmsjson benchmarks ({results['when']}, Python {results['python']}, {results['cpus']} CPUs)",
+        "",
+        "## Limiter fidelity (fake server in a separate process, strict sliding-window limit R)",
+        "",
+        "| R | requests | sustained / R | max in any sliding second | E113 |",
+        "|---|---|---|---|---|",
+    ]
+    for run in results["limiter"]:
+        lines.append(
+            f"| {run['rate']} | {run['requests']} | {run['achieved_over_rate']:.4f} | "
+            f"{run['max_in_sliding_second']} | {run['e113']} |"
+        )
+    lines += ["", "## Client overhead, no limit (median of rounds, concurrency 64)", "",
+              "| server | plain aiohttp req/s | MMSClient.send req/s | ratio | ratio range over rounds "
+              "| CPU µs/req plain | CPU µs/req client |",
+              "|---|---|---|---|---|---|---|"]
+    for name, run in results["overhead"].items():
+        spread = run["ratio_each_round"]
+        lines.append(
+            f"| {name} | {run['plain_rps']:.0f} | {run['client_rps']:.0f} | {run['ratio']:.3f} | "
+            f"{min(spread):.2f}-{max(spread):.2f} | "
+            f"{run['plain_cpu_us_per_request']:.0f} | {run['client_cpu_us_per_request']:.0f} |"
+        )
+    build = results["build"]
+    lines += ["", "## Build + validate + serialise, typical 3-slide message", "",
+              "| mmsjson µs | json.dumps of a hand-built dict µs | ratio |", "|---|---|---|",
+              f"| {build['ours_us']:.1f} | {build['json_dumps_us']:.1f} | {build['ratio']:.2f} |"]
+    memory = results["bulk_memory"]
+    lines += ["", "## Bulk memory (send_bulk against the no-op server, fresh process each)", "",
+              "| jobs | seconds | peak RSS MiB |", "|---|---|---|"]
+    for run in memory["runs"]:
+        lines.append(f"| {run['jobs']:,} | {run['seconds']:.1f} | {run['peak_rss_kib'] / 1024:.1f} |")
+    lines += ["", f"Peak memory ratio, largest / smallest: **{memory['ratio']:.3f}**", ""]
+    return "\n".join(lines)
+
+
+async def run_all(args: argparse.Namespace) -> dict[str, Any]:
+    fake_port, noop_port = free_port(), free_port()
+    fake = f"http://127.0.0.1:{fake_port}/ep/v2/"
+    noop = f"http://127.0.0.1:{noop_port}/ep/v2/"
+    seconds = {10: 10.0, 100: 5.0, 1000: 5.0} if not args.quick else {10: 3.0, 100: 2.0, 1000: 2.0}
+    results: dict[str, Any] = {
+        "when": time.strftime("%Y-%m-%d %H:%M"),
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+    }
+    sandbox = [sys.executable, "-m", "mmsjson", "sandbox", "--port", str(fake_port)]
+    with process(sandbox, "listening", {"MMSJSON_API_KEY": KEY}), \
+            process([sys.executable, str(HERE / "noop_server.py"), str(noop_port)], "listening"):
+        results["limiter"] = []
+        for rate, span in seconds.items():
+            print(f"limiter fidelity at R={rate} for {span:g} s ...", flush=True)
+            results["limiter"].append(await limiter_fidelity(fake, rate, span))
+        count = 2000 if args.quick else 5000
+        print("client overhead ...", flush=True)
+        results["overhead"] = {
+            "fake server": await overhead(fake, count, rounds=5),
+            "no-op server": await overhead(noop, count, rounds=5),
+        }
+        print("build + serialise ...", flush=True)
+        results["build"] = build_and_serialise()
+        sizes = [10_000, 100_000 if args.quick else 1_000_000]
+        runs = []
+        for size in sizes:
+            print(f"bulk memory over {size:,} jobs ...", flush=True)
+            runs.append(bulk_memory(noop, size))
+        results["bulk_memory"] = {
+            "runs": runs, "ratio": runs[-1]["peak_rss_kib"] / runs[0]["peak_rss_kib"],
+        }
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="shorter runs, 100,000 bulk jobs")
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    args = parser.parse_args()
+    results = asyncio.run(run_all(args))
+    args.out.mkdir(parents=True, exist_ok=True)
+    plotted = plot(results["limiter"], args.out / "throughput.png")
+    for run in results["limiter"]:
+        run.pop("arrivals")
+    (args.out / "results.json").write_text(json.dumps(results, indent=2))
+    report = markdown(results)
+    (args.out / "results.md").write_text(report)
+    print(report)
+    if not plotted:
+        print("(matplotlib is not installed: pip install -e '.[bench]' for throughput.png)")
+
+
+if __name__ == "__main__":
+    main()
