@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
@@ -16,6 +17,7 @@ from attrs import define
 from mmsjson import wire
 from mmsjson.errors import ApiError, MMSError, ThroughputExceeded, ValidationError
 from mmsjson.fanout import BulkProgress, Delivery, run_group, stream_bulk
+from mmsjson.journal import BulkJournal
 from mmsjson.limiter import ThroughputLimiter
 from mmsjson.models import MMS, BulkJob, BulkOutcome, GroupResult, Outcome, SaveResult, SendResult
 from mmsjson.numbers import normalize_number, normalize_numbers
@@ -129,9 +131,12 @@ class MMSClient:
                 ticket = await self.limiter.acquire() if self.limiter is not None else None
                 if delivery.stopping:
                     raise asyncio.CancelledError
-                self.stats.requests += 1
                 delivery.on_wire = True
                 try:
+                    if delivery.before_wire is not None:
+                        await delivery.before_wire()
+                        delivery.before_wire = None
+                    self.stats.requests += 1
                     raw = await self._http.post(body)
                     answer = wire.decode_answer(raw.status, raw.body, raw.retry_after)
                 except MMSError as exc:
@@ -329,6 +334,7 @@ class MMSClient:
         *,
         progress: Callable[[BulkProgress], object] | None = None,
         max_pending: int | None = None,
+        journal: str | os.PathLike[str] | BulkJournal | None = None,
     ) -> AsyncIterator[BulkOutcome]:
         """Send each job and yield a :class:`BulkOutcome` per job as it completes.
 
@@ -337,8 +343,34 @@ class MMSClient:
         ``rejected`` outcome and the run goes on. ``progress`` is called after every outcome. If
         the run is cancelled or the loop left early, jobs not yet sent are dropped unreported,
         jobs already on the wire are awaited and reported to ``progress``, and none twice.
+
+        With ``journal`` (a SQLite file path, or a :class:`BulkJournal`), each job is recorded
+        before it is sent and after, and a rerun of the same jobs skips what was accepted, resends
+        what was surely not, and reports unknown outcomes instead of resending them.
         """
-        return stream_bulk(
-            jobs, self._bulk_body, self._deliver,
-            max_pending=max_pending or 2 * self.max_in_flight, progress=progress,
-        )
+        return self._bulk(jobs, progress, max_pending or 2 * self.max_in_flight, journal)
+
+    async def _bulk(
+        self,
+        jobs: Iterable[BulkJob] | AsyncIterable[BulkJob],
+        progress: Callable[[BulkProgress], object] | None,
+        max_pending: int,
+        journal: str | os.PathLike[str] | BulkJournal | None,
+    ) -> AsyncIterator[BulkOutcome]:
+        opened: BulkJournal | None
+        if journal is None or isinstance(journal, BulkJournal):
+            opened, owned = journal, False
+        else:
+            opened, owned = BulkJournal(journal), True
+        try:
+            async with contextlib.aclosing(
+                stream_bulk(
+                    jobs, self._bulk_body, self._deliver,
+                    max_pending=max_pending, progress=progress, journal=opened,
+                )
+            ) as outcomes:
+                async for outcome in outcomes:
+                    yield outcome
+        finally:
+            if owned and opened is not None:
+                opened.close()

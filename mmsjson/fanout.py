@@ -16,11 +16,13 @@ from collections.abc import (
     Iterable,
     Sequence,
 )
+from functools import partial
 from typing import Any, Protocol
 
 from attrs import define, frozen
 
-from mmsjson.errors import MMSError, TransportError
+from mmsjson.errors import MMSError, TransportError, api_error_from_code
+from mmsjson.journal import BulkJournal, JournalEntry, job_key
 from mmsjson.models import BulkJob, BulkOutcome, GroupResult, Outcome, OutcomeStatus
 
 __all__ = ["BulkProgress", "Delivery", "run_group", "stream_bulk"]
@@ -28,11 +30,17 @@ __all__ = ["BulkProgress", "Delivery", "run_group", "stream_bulk"]
 
 @define
 class Delivery:
-    """The state of one request as the client works on it, read by a bulk run that is stopping."""
+    """The state of one request as the client works on it, read by a bulk run that is stopping.
+
+    ``on_wire`` is true while the request may be on the wire or its outcome is being journaled:
+    such a job is awaited, never cancelled. ``before_wire`` runs (once) after the limiter lets the
+    request start and before it is written.
+    """
 
     attempts: int = 0
     on_wire: bool = False
     stopping: bool = False
+    before_wire: Callable[[], Awaitable[None]] | None = None
 
 
 class Deliver(Protocol):
@@ -94,12 +102,31 @@ async def run_group(
     return GroupResult(outcomes=tuple(outcomes))
 
 
+def _replayed(entry: JournalEntry, job: BulkJob, index: int) -> BulkOutcome:
+    status = OutcomeStatus.ACCEPTED if entry.state == OutcomeStatus.ACCEPTED else (
+        OutcomeStatus.REJECTED if entry.state == OutcomeStatus.REJECTED else OutcomeStatus.UNKNOWN
+    )
+    error: MMSError | None = None
+    if status is OutcomeStatus.REJECTED:
+        error = api_error_from_code(entry.code, entry.info) if entry.code else MMSError(entry.info or "")
+    elif status is OutcomeStatus.UNKNOWN:
+        error = TransportError(
+            "an earlier run may have sent this job; see the journal", outcome_unknown=True
+        )
+    return BulkOutcome(
+        to=entry.recipient, status=status, tracking_id=entry.tracking_id, error=error,
+        job=job, index=index, replayed=True,
+    )
+
+
 async def _run_job(
     index: int,
     job: BulkJob,
     build: Callable[[BulkJob], tuple[str, bytes]],
     deliver: Deliver,
     delivery: Delivery,
+    journal: BulkJournal | None,
+    claims: dict[str, asyncio.Event],
 ) -> BulkOutcome:
     try:
         to, body = build(job)
@@ -111,7 +138,29 @@ async def _run_job(
             job=job,
             index=index,
         )
-    outcome = await _outcome(deliver, to, body, delivery)
+    if journal is None:
+        outcome = await _outcome(deliver, to, body, delivery)
+    else:
+        key = job.key or job_key(body)
+        while key in claims:
+            await claims[key].wait()
+        claims[key] = claim = asyncio.Event()
+        try:
+            entry = await journal.entry(key)
+            if entry is not None and not entry.resend:
+                if entry.state not in (OutcomeStatus.ACCEPTED, OutcomeStatus.REJECTED, OutcomeStatus.UNKNOWN):
+                    await journal.record(key, to, OutcomeStatus.UNKNOWN)
+                return _replayed(entry, job, index)
+            delivery.before_wire = partial(journal.sending, key, to)
+            outcome = await _outcome(deliver, to, body, delivery)
+            delivery.on_wire = True
+            await journal.record(
+                key, to, outcome.status, tracking_id=outcome.tracking_id, error=outcome.error
+            )
+        finally:
+            delivery.on_wire = False
+            del claims[key]
+            claim.set()
     return BulkOutcome(
         to=outcome.to, status=outcome.status, tracking_id=outcome.tracking_id,
         error=outcome.error, attempts=outcome.attempts, job=job, index=index,
@@ -160,12 +209,14 @@ async def stream_bulk(
     *,
     max_pending: int,
     progress: Callable[[BulkProgress], object] | None = None,
+    journal: BulkJournal | None = None,
 ) -> AsyncIterator[BulkOutcome]:
     """Run ``jobs`` with at most ``max_pending`` under way, yielding outcomes as they complete."""
     if max_pending < 1:
         raise ValueError("max_pending must be at least 1")
     tally = _Tally(progress)
     pending: dict[asyncio.Task[BulkOutcome], Delivery] = {}
+    claims: dict[str, asyncio.Event] = {}
     source = _jobs_of(jobs)
     exhausted = False
     try:
@@ -178,7 +229,7 @@ async def stream_bulk(
                     break
                 delivery = Delivery()
                 task = asyncio.create_task(
-                    _run_job(tally.started, job, build, deliver, delivery)
+                    _run_job(tally.started, job, build, deliver, delivery, journal, claims)
                 )
                 pending[task] = delivery
                 tally.started += 1

@@ -467,7 +467,12 @@ class BulkJob:
 
 @frozen(kw_only=True)
 class BulkOutcome(Outcome):
-    """A bulk job's outcome; ``index`` is the job's position in the stream of jobs."""
+    """A bulk job's outcome; ``index`` is the job's position in the stream of jobs.
+
+    ``replayed`` is true when the outcome comes from the journal of an earlier run and nothing was
+    sent this time.
+    """
 
     job: BulkJob = field(eq=False, repr=False)
     index: int
+    replayed: bool = False
