@@ -9,8 +9,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from mmsjson import MMS, BulkJob, MMSClient, OutcomeStatus, RetryPolicy
 from mmsjson.journal import BulkJournal
 from mmsjson.testing import FakeMMSServer
