@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import (
+    AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
     Awaitable,
@@ -210,7 +211,7 @@ async def stream_bulk(
     max_pending: int,
     progress: Callable[[BulkProgress], object] | None = None,
     journal: BulkJournal | None = None,
-) -> AsyncIterator[BulkOutcome]:
+) -> AsyncGenerator[BulkOutcome, None]:
     """Run ``jobs`` with at most ``max_pending`` under way, yielding outcomes as they complete."""
     if max_pending < 1:
         raise ValueError("max_pending must be at least 1")
