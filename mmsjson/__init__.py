@@ -8,6 +8,7 @@ from mmsjson.errors import (
     AuthError,
     BadRequestError,
     ContentError,
+    MediaError,
     MMSError,
     RecipientError,
     SenderError,
@@ -19,7 +20,9 @@ from mmsjson.errors import (
     ValidationError,
 )
 from mmsjson.fanout import BulkProgress
+from mmsjson.journal import BulkJournal
 from mmsjson.limiter import LimiterStats, ThroughputLimiter
+from mmsjson.media import MediaCheck, check_media
 from mmsjson.models import (
     MMS,
     Audio,
@@ -39,6 +42,13 @@ from mmsjson.models import (
     Video,
 )
 from mmsjson.numbers import normalize_number
+from mmsjson.postbacks import (
+    DeliveryEvent,
+    InboundEvent,
+    Postback,
+    PostbackReceiver,
+    TemplateEvent,
+)
 from mmsjson.session import RetryPolicy
 from mmsjson.wire import dump_mms, load_mms
 
@@ -49,22 +59,29 @@ __all__ = [
     "AuthError",
     "BadRequestError",
     "BulkJob",
+    "BulkJournal",
     "BulkOutcome",
     "BulkProgress",
     "Calendar",
     "ClientStats",
     "Contact",
     "ContentError",
+    "DeliveryEvent",
     "Excel",
     "GroupResult",
     "Image",
+    "InboundEvent",
     "LimiterStats",
     "MMS",
     "MMSClient",
     "MMSError",
+    "MediaCheck",
+    "MediaError",
     "Outcome",
     "OutcomeStatus",
     "Pdf",
+    "Postback",
+    "PostbackReceiver",
     "RecipientError",
     "RetryPolicy",
     "SaveResult",
@@ -73,6 +90,7 @@ __all__ = [
     "ServerError",
     "Slide",
     "TemplateError",
+    "TemplateEvent",
     "TemplateNotFound",
     "ThroughputExceeded",
     "ThroughputLimiter",
@@ -80,6 +98,7 @@ __all__ = [
     "ValidationError",
     "Video",
     "__version__",
+    "check_media",
     "dump_mms",
     "load_mms",
     "normalize_number",

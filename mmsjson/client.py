@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -15,10 +16,11 @@ import aiohttp
 from attrs import define
 
 from mmsjson import wire
-from mmsjson.errors import ApiError, MMSError, ThroughputExceeded, ValidationError
+from mmsjson.errors import ApiError, MediaError, MMSError, ThroughputExceeded, ValidationError
 from mmsjson.fanout import BulkProgress, Delivery, run_group, stream_bulk
 from mmsjson.journal import BulkJournal
 from mmsjson.limiter import ThroughputLimiter
+from mmsjson.media import MediaCheck, check_media
 from mmsjson.models import MMS, BulkJob, BulkOutcome, GroupResult, Outcome, SaveResult, SendResult
 from mmsjson.numbers import normalize_number, normalize_numbers
 from mmsjson.session import DEFAULT_BASE_URL, HttpSession, RetryPolicy
@@ -27,6 +29,7 @@ __all__ = ["ClientStats", "MMSClient"]
 
 API_KEY_ENV = "MMSJSON_API_KEY"
 _FRAGMENT_CACHE_SIZE = 32
+_MEDIA_CACHE_SIZE = 1024
 
 
 @define
@@ -49,7 +52,9 @@ class MMSClient:
     requests per second (``None`` turns the limiter off, e.g. against a local fake server); every
     request of this client, retries included, shares one :class:`ThroughputLimiter`.
     ``max_in_flight`` caps requests waiting for an answer. An ``async with`` block owns the aiohttp
-    session; a ``session`` passed in is used and not closed.
+    session; a ``session`` passed in is used and not closed. ``preflight_media=True`` checks every
+    media URL as the service will fetch it before ``send``, ``save`` and ``send_group`` (see
+    :meth:`check_media`; call it yourself once before a bulk run).
     """
 
     def __init__(
@@ -67,6 +72,8 @@ class MMSClient:
         connect_timeout: float = 10.0,
         read_timeout: float = 30.0,
         retry: RetryPolicy | None = None,
+        preflight_media: bool = False,
+        media_cache_seconds: float = 600.0,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         if not key:
@@ -91,6 +98,10 @@ class MMSClient:
         )
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self._fragments: OrderedDict[int, tuple[MMS, bytes]] = OrderedDict()
+        self.preflight_media = preflight_media
+        self._media_cache_seconds = media_cache_seconds
+        self._media_checks: OrderedDict[str, tuple[float, MediaCheck]] = OrderedDict()
+        self._media_session: aiohttp.ClientSession | None = None
 
     @property
     def base_url(self) -> str:
@@ -115,8 +126,43 @@ class MMSClient:
         await self.close()
 
     async def close(self) -> None:
-        """Close the aiohttp session if the client created it."""
+        """Close the aiohttp sessions the client created."""
         await self._http.close()
+        if self._media_session is not None:
+            await self._media_session.close()
+
+    async def check_media(self, mms: MMS) -> tuple[MediaCheck, ...]:
+        """Pre-flight every media URL of ``mms`` as the service will fetch it.
+
+        Results are cached per URL for ``media_cache_seconds``. Raises :class:`MediaError` naming
+        the slides whose media the service would refuse; warnings (octet-stream, over 1 MB) are in
+        the returned checks.
+        """
+        if self._media_session is None or self._media_session.closed:
+            self._media_session = aiohttp.ClientSession()
+        now = time.monotonic()
+        checks: list[MediaCheck] = []
+        failed: list[str] = []
+        for index, slide in enumerate(mms.slides):
+            for media in slide.media:
+                cached = self._media_checks.get(media.url)
+                if cached is not None and cached[0] > now:
+                    check = cached[1]
+                else:
+                    check = await check_media(media.url, media.kind, session=self._media_session)
+                    self._media_checks[media.url] = (now + self._media_cache_seconds, check)
+                    if len(self._media_checks) > _MEDIA_CACHE_SIZE:
+                        self._media_checks.popitem(last=False)
+                checks.append(check)
+                if not check.ok:
+                    failed.append(f"slides[{index}].{media.kind}.url {media.url} {'; '.join(check.problems)}")
+        if failed:
+            raise MediaError("media", "the service would refuse: " + " | ".join(failed), tuple(checks))
+        return tuple(checks)
+
+    async def _preflight(self, content: MMS | str) -> None:
+        if self.preflight_media and isinstance(content, MMS):
+            await self.check_media(content)
 
     # -- the single-send path every request takes -------------------------------------------------
 
@@ -222,6 +268,7 @@ class MMSClient:
             mms, to, to_displayonly=to_displayonly, service_id=service_id, sender=sender,
             from_mask=from_mask, client_reference=client_reference,
         )
+        await self._preflight(mms)
         return wire.structure_send_result(await self._deliver(body))
 
     async def save(
@@ -232,6 +279,7 @@ class MMSClient:
         if not isinstance(mms, MMS):
             raise ValidationError("mms", f"must be an MMS, not {type(mms).__name__}")
         body = wire.encode(wire.save_request(mms, name=name, client_reference=client_reference))
+        await self._preflight(mms)
         return wire.structure_save_result(await self._deliver(body))
 
     async def send_saved(
@@ -305,6 +353,7 @@ class MMSClient:
             else:
                 body = self._send_saved_body(content, person, custom_texts=custom_texts, **options)
             requests.append((person, body))
+        await self._preflight(content)
         return await run_group(self._deliver, requests, progress)
 
     def _bulk_body(self, job: BulkJob) -> tuple[str, bytes]:

@@ -4,6 +4,7 @@ Every exception derives from :class:`MMSError`::
 
     MMSError
     ├── ValidationError            refused before any network I/O (also a ValueError)
+    │   └── MediaError             a media URL failed the pre-flight check
     ├── ApiError                   the API answered and did not accept the request
     │   ├── BadRequestError        E100 E107 E108 E115, other HTTP 4xx
     │   ├── AuthError              E104 E105 E112, HTTP 401/403
@@ -34,6 +35,7 @@ __all__ = [
     "ContentError",
     "ERROR_CODES",
     "MMSError",
+    "MediaError",
     "RecipientError",
     "SenderError",
     "ServerError",
@@ -73,6 +75,17 @@ class ValidationError(MMSError, ValueError):
         else:
             path = f"{prefix}.{self.path}"
         return ValidationError(path, self.rule)
+
+
+class MediaError(ValidationError):
+    """A media URL failed the pre-flight check, so the service would refuse the MMS.
+
+    ``checks`` holds the :class:`~mmsjson.media.MediaCheck` of every failing URL.
+    """
+
+    def __init__(self, path: str, rule: str, checks: tuple[Any, ...] = ()) -> None:
+        super().__init__(path, rule)
+        self.checks = checks
 
 
 class ApiError(MMSError):
