@@ -13,6 +13,9 @@
    request as a hand-built dict.
 4. Bulk memory: peak RSS of ``send_bulk`` over 10,000 and 1,000,000 jobs (each in a fresh process,
    against the no-op server), as a ratio.
+5. Postbacks: notifications per second the receiver (in its own process) answers 200 to, each
+   raw body durably stored in SQLite before the answer; each is posted twice, and the count of
+   stored rows is checked afterwards.
 
 Writes ``results.json``, ``results.md`` and ``throughput.png`` (sends per second over time against
 the limit) to ``--out``. Needs the ``bench`` extra (matplotlib) for the plot.
@@ -230,6 +233,47 @@ def bulk_memory(base: str, count: int) -> dict[str, Any]:
     return result
 
 
+# -- 5. postbacks ---------------------------------------------------------------------------------
+
+
+def _fresh(path: Path) -> Path:
+    """``path`` with any database an earlier run left there removed."""
+    for leftover in path.parent.glob(path.name + "*"):
+        leftover.unlink()
+    return path
+
+
+async def postbacks(count: int, tmp: Path) -> dict[str, Any]:
+    import sqlite3
+
+    port, db = free_port(), _fresh(tmp / "postbacks-bench.db")
+    url = f"http://127.0.0.1:{port}/postbacks"
+    bodies = [
+        json.dumps({"origin": "MMS_MT", "code": "N102", "tracking-id": f"T{i}", "to": "17745559144"}).encode()
+        for i in range(count)
+    ] * 2
+    statuses: list[int] = []
+    with process([sys.executable, str(HERE / "postback_server.py"), str(port), str(db)], "listening"):
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONCURRENCY)) as session:
+            remaining = list(reversed(bodies))
+
+            async def worker() -> None:
+                while remaining:
+                    body = remaining.pop()
+                    async with session.post(url, data=body) as response:
+                        statuses.append(response.status)
+
+            start = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+            elapsed = time.perf_counter() - start
+    with contextlib.closing(sqlite3.connect(db)) as connection:
+        (stored,) = connection.execute("SELECT COUNT(*) FROM postbacks").fetchone()
+    return {
+        "posted": len(bodies), "unique": count, "stored": stored,
+        "all_200": statuses.count(200) == len(bodies), "per_second": len(bodies) / elapsed,
+    }
+
+
 # -- report ---------------------------------------------------------------------------------------
 
 
@@ -300,6 +344,11 @@ def markdown(results: dict[str, Any]) -> str:
     for run in memory["runs"]:
         lines.append(f"| {run['jobs']:,} | {run['seconds']:.1f} | {run['peak_rss_kib'] / 1024:.1f} |")
     lines += ["", f"Peak memory ratio, largest / smallest: **{memory['ratio']:.3f}**", ""]
+    posted = results["postbacks"]
+    lines += ["## Postbacks (receiver in its own process, body durably stored before each 200)", "",
+              "| posted (each twice) | stored | all answered 200 | handled per second |", "|---|---|---|---|",
+              f"| {posted['posted']:,} | {posted['stored']:,} | {posted['all_200']} "
+              f"| {posted['per_second']:.0f} |", ""]
     return "\n".join(lines)
 
 
@@ -336,6 +385,9 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
         results["bulk_memory"] = {
             "runs": runs, "ratio": runs[-1]["peak_rss_kib"] / runs[0]["peak_rss_kib"],
         }
+    print("postbacks ...", flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    results["postbacks"] = await postbacks(2000 if args.quick else 10_000, args.out)
     return results
 
 

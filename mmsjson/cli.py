@@ -21,7 +21,21 @@ from typing import Any, TextIO
 from mmsjson._version import __version__
 from mmsjson.client import API_KEY_ENV, MMSClient
 from mmsjson.errors import ApiError, MMSError, TransportError, ValidationError
-from mmsjson.models import MMS, Image, Outcome, OutcomeStatus, Pdf, SaveResult, SendResult, Slide
+from mmsjson.fanout import group_jobs
+from mmsjson.media import MEDIA_TYPES, check_media
+from mmsjson.models import (
+    MMS,
+    BulkJob,
+    BulkOutcome,
+    Image,
+    Outcome,
+    OutcomeStatus,
+    Pdf,
+    SaveResult,
+    SendResult,
+    Slide,
+)
+from mmsjson.numbers import normalize_numbers
 from mmsjson.session import DEFAULT_BASE_URL
 from mmsjson.testing.server import FakeMMSServer
 from mmsjson.wire import load_mms
@@ -143,13 +157,22 @@ def _custom_texts(items: Sequence[str] | None) -> dict[int, str] | None:
     return texts
 
 
+def _csv_rows(path: str) -> list[list[str]]:
+    """Rows of a CSV file whose first column is a phone number; a header row is skipped."""
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = [[cell.strip() for cell in row] for row in csv.reader(handle) if row and row[0].strip()]
+    except OSError as exc:
+        raise ValidationError("--csv", f"cannot read {path}: {exc.strerror}") from None
+    if rows and not any(ch.isdigit() for ch in rows[0][0]):
+        rows = rows[1:]
+    return rows
+
+
 def _participants(args: argparse.Namespace) -> list[str]:
     people = list(args.participants or [])
     if args.csv:
-        with open(args.csv, newline="", encoding="utf-8") as handle:
-            people += [row[0].strip() for row in csv.reader(handle) if row and row[0].strip()]
-    if people and not any(ch.isdigit() for ch in people[0]):
-        people = people[1:]
+        people += [row[0] for row in _csv_rows(args.csv)]
     return people
 
 
@@ -183,11 +206,70 @@ async def _send_saved(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-async def _group(args: argparse.Namespace, out: TextIO) -> int:
+def _content(args: argparse.Namespace) -> MMS | str:
     if (args.message is None) == (args.mms_id is None):
         raise ValidationError("", "give exactly one of --message FILE and --mms-id ID")
-    content: MMS | str = _message(args.message) if args.message else args.mms_id
+    return _message(args.message) if args.message else str(args.mms_id)
+
+
+async def _journaled(
+    client: MMSClient, jobs: list[BulkJob], journal: str, out: TextIO
+) -> int:
+    bar = _Progress(len(jobs))
+    outcomes: list[Outcome] = []
+    async for outcome in client.send_bulk(jobs, journal=journal, progress=bar.step):
+        outcomes.append(outcome)
+    outcomes.sort(key=lambda o: o.index if isinstance(o, BulkOutcome) else 0)
+    _table(outcomes, out)
+    replayed = sum(1 for o in outcomes if isinstance(o, BulkOutcome) and o.replayed)
+    unknown = [o.to for o in outcomes if o.status is OutcomeStatus.UNKNOWN]
+    out.write(f"\n{len(outcomes)} jobs, {replayed} from the journal {journal}, not sent again\n")
+    if unknown:
+        out.write(f"{len(unknown)} with an unknown outcome, not resent; check them: {', '.join(unknown)}\n")
+    return _exit_code(outcomes)
+
+
+async def _bulk(args: argparse.Namespace, out: TextIO) -> int:
+    content = _content(args)
+    rows = _csv_rows(args.csv)
+    jobs = [
+        BulkJob(
+            to=row[0], mms=content if isinstance(content, MMS) else None,
+            mms_id=content if isinstance(content, str) else None,
+            client_reference=row[1] if len(row) > 1 and row[1] else args.client_reference,
+            custom_texts=_custom_texts(args.text) if isinstance(content, str) else None,
+        )
+        for row in rows
+    ]
+    async with _client(args) as client:
+        return await _journaled(client, jobs, args.journal, out)
+
+
+async def _check_media(args: argparse.Namespace, out: TextIO) -> int:
+    failed = False
+    for url in args.urls:
+        check = await check_media(url, args.kind)
+        failed = failed or not check.ok
+        verdict = "ok" if check.ok else "refused"
+        out.write(f"{verdict:<8} {url}  [{check.status or '-'} {check.content_type or '-'} "
+                  f"{check.content_length if check.content_length is not None else '-'} bytes]\n")
+        for problem in check.problems:
+            out.write(f"         problem: {problem}\n")
+        for warning in check.warnings:
+            out.write(f"         warning: {warning}\n")
+    return EXIT_REJECTED if failed else EXIT_OK
+
+
+async def _group(args: argparse.Namespace, out: TextIO) -> int:
+    content = _content(args)
     people = _participants(args)
+    if args.journal:
+        unique = list(normalize_numbers(people, field="participants"))
+        jobs = group_jobs(
+            content, unique, client_reference=args.client_reference, custom_texts=_custom_texts(args.text)
+        )
+        async with _client(args) as client:
+            return await _journaled(client, jobs, args.journal, out)
     async with _client(args) as client:
         bar = _Progress(len(people))
         result = await client.send_group(
@@ -252,6 +334,17 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--message", help="JSON file in the API's own form")
     group.add_argument("--mms-id", help="a saved template instead of --message")
     group.add_argument("--text", action="append", metavar="N=TEXT", help="replace slide N's text")
+    group.add_argument("--journal", help="SQLite file: a rerun skips who was sent to already")
+    bulk = remote("bulk", "send to every number of a CSV file, resumable with a journal", _bulk)
+    bulk.add_argument("--csv", required=True, help="number[,client reference] per row")
+    bulk.add_argument("--message", help="JSON file in the API's own form")
+    bulk.add_argument("--mms-id", help="a saved template instead of --message")
+    bulk.add_argument("--text", action="append", metavar="N=TEXT", help="replace slide N's text")
+    bulk.add_argument("--journal", required=True, help="SQLite file: a rerun skips who was sent to")
+    media = commands.add_parser("check-media", help="check media URLs as the service will fetch them")
+    media.add_argument("urls", nargs="+", metavar="URL")
+    media.add_argument("--kind", choices=sorted(MEDIA_TYPES), help="the slide kind the URLs are for")
+    media.set_defaults(run=_check_media)
 
     sandbox = commands.add_parser("sandbox", help="run the fake API server until interrupted")
     sandbox.add_argument("--host", default="127.0.0.1")

@@ -15,6 +15,7 @@ from collections.abc import (
     Awaitable,
     Callable,
     Iterable,
+    Mapping,
     Sequence,
 )
 from functools import partial
@@ -24,9 +25,9 @@ from attrs import define, frozen
 
 from mmsjson.errors import MMSError, TransportError, api_error_from_code
 from mmsjson.journal import BulkJournal, JournalEntry, job_key
-from mmsjson.models import BulkJob, BulkOutcome, GroupResult, Outcome, OutcomeStatus
+from mmsjson.models import MMS, BulkJob, BulkOutcome, GroupResult, Outcome, OutcomeStatus
 
-__all__ = ["BulkProgress", "Delivery", "run_group", "stream_bulk"]
+__all__ = ["BulkProgress", "Delivery", "group_jobs", "run_group", "stream_bulk"]
 
 
 @define
@@ -84,6 +85,29 @@ async def _outcome(deliver: Deliver, to: str, body: bytes, delivery: Delivery) -
         tracking_id=str(answer.get("tracking-id", "")),
         attempts=delivery.attempts,
     )
+
+
+def group_jobs(
+    content: MMS | str,
+    participants: Sequence[str],
+    *,
+    client_reference: str | None = None,
+    custom_texts: Mapping[int, str] | None = None,
+) -> list[BulkJob]:
+    """A group send as bulk jobs (one per participant, the others display-only), for a journal."""
+    jobs = []
+    for index, person in enumerate(participants):
+        others = (*participants[:index], *participants[index + 1:])
+        if isinstance(content, MMS):
+            jobs.append(
+                BulkJob(to=person, mms=content, to_displayonly=others, client_reference=client_reference)
+            )
+        else:
+            jobs.append(BulkJob(
+                to=person, mms_id=content, to_displayonly=others,
+                client_reference=client_reference, custom_texts=custom_texts,
+            ))
+    return jobs
 
 
 async def run_group(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -447,6 +447,10 @@ class GroupResult:
         raise KeyError(number)
 
 
+def _strings(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
 @frozen(kw_only=True)
 class BulkJob:
     """One request of a bulk run: a recipient and either content or a saved template's id.
@@ -459,7 +463,7 @@ class BulkJob:
     to: str
     mms: MMS | None = None
     mms_id: str | None = None
-    to_displayonly: tuple[str, ...] = field(default=(), converter=tuple)
+    to_displayonly: tuple[str, ...] = field(default=(), converter=_strings)
     client_reference: str | None = None
     custom_texts: Mapping[int, str] | None = None
     key: str | None = None

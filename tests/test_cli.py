@@ -98,3 +98,32 @@ async def test_save_then_send_saved_from_the_shell(fake: FakeMMSServer, keyed: l
     assert code == 0 and mms_id
     code, out = await run("send-saved", *keyed, "--mms-id", mms_id, "--to", "17745559144", "--text", "1=Hi")
     assert code == 0 and json.loads(out)["mms-id"] == mms_id
+
+
+async def test_a_journaled_group_rerun_sends_nobody_twice(
+    fake: FakeMMSServer, keyed: list[str], message: str, tmp_path: Path
+) -> None:
+    journal = str(tmp_path / "group.db")
+    argv = ["group", *keyed, "17745550001", "17745550002", "--message", message, "--journal", journal]
+    first, _ = await run(*argv)
+    again, out = await run(*argv)
+    assert (first, again) == (0, 0)
+    assert "2 from the journal" in out
+    assert sorted(fake.deliveries().values()) == [1, 1]
+
+
+async def test_bulk_from_a_csv_with_a_journal(
+    fake: FakeMMSServer, keyed: list[str], message: str, tmp_path: Path
+) -> None:
+    people = tmp_path / "people.csv"
+    people.write_text("number,reference\n17745550001,a-1\n17745550002,a-2\n")
+    code, out = await run("bulk", *keyed, "--csv", str(people), "--message", message, "--journal", str(tmp_path / "b.db"))
+    assert code == 0 and "17745550002    accepted" in out
+    assert {r.payload["client-reference"] for r in fake.accepted()} == {"a-1", "a-2"}
+
+
+async def test_check_media_exits_1_when_a_url_would_be_refused() -> None:
+    async with FakeMMSServer() as server:
+        gone = server.base_url + "x.jpg"
+    code, out = await run("check-media", gone, "--kind", "image")
+    assert code == 1 and "refused" in out
