@@ -175,10 +175,10 @@ class MMSClient:
             delivery.attempts += 1
             async with self._in_flight:
                 ticket = await self.limiter.acquire() if self.limiter is not None else None
-                if delivery.stopping:
-                    raise asyncio.CancelledError
                 delivery.on_wire = True
                 try:
+                    if delivery.stopping:
+                        raise asyncio.CancelledError
                     if delivery.before_wire is not None:
                         await delivery.before_wire()
                         delivery.before_wire = None

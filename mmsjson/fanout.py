@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from attrs import define, frozen
 
 from mmsjson.errors import MMSError, TransportError, api_error_from_code
-from mmsjson.journal import BulkJournal, JournalEntry, job_key
+from mmsjson.journal import SENDING, BulkJournal, JournalEntry, job_key
 from mmsjson.models import MMS, BulkJob, BulkOutcome, GroupResult, Outcome, OutcomeStatus
 
 __all__ = ["BulkProgress", "Delivery", "group_jobs", "run_group", "stream_bulk"]
@@ -128,9 +128,8 @@ async def run_group(
 
 
 def _replayed(entry: JournalEntry, job: BulkJob, index: int) -> BulkOutcome:
-    status = OutcomeStatus.ACCEPTED if entry.state == OutcomeStatus.ACCEPTED else (
-        OutcomeStatus.REJECTED if entry.state == OutcomeStatus.REJECTED else OutcomeStatus.UNKNOWN
-    )
+    final = (OutcomeStatus.ACCEPTED, OutcomeStatus.REJECTED)
+    status = OutcomeStatus(entry.state) if entry.state in final else OutcomeStatus.UNKNOWN
     error: MMSError | None = None
     if status is OutcomeStatus.REJECTED:
         error = api_error_from_code(entry.code, entry.info) if entry.code else MMSError(entry.info or "")
@@ -173,7 +172,7 @@ async def _run_job(
         try:
             entry = await journal.entry(key)
             if entry is not None and not entry.resend:
-                if entry.state not in (OutcomeStatus.ACCEPTED, OutcomeStatus.REJECTED, OutcomeStatus.UNKNOWN):
+                if entry.state == SENDING:
                     await journal.record(key, to, OutcomeStatus.UNKNOWN)
                 return _replayed(entry, job, index)
             delivery.before_wire = partial(journal.sending, key, to)

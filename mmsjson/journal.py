@@ -24,7 +24,7 @@ from mmsjson.errors import ApiError, MMSError, TransportError
 from mmsjson.models import OutcomeStatus
 from mmsjson.store import SQLiteStore
 
-__all__ = ["BulkJournal", "JournalEntry", "job_key"]
+__all__ = ["SENDING", "BulkJournal", "JournalEntry", "job_key"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated_at REAL NOT NULL
 );
 """
-_SENDING = "sending"
+#: The state of a job whose request may be on the wire; after a crash its outcome is unknown.
+SENDING = "sending"
 
 
 def job_key(body: bytes) -> str:
@@ -99,7 +100,7 @@ class BulkJournal:
         await self._store.execute(
             "INSERT INTO jobs (key, recipient, state, updated_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT(key) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
-            (key, recipient, _SENDING, time.time()),
+            (key, recipient, SENDING, time.time()),
         )
 
     async def record(
@@ -128,7 +129,7 @@ class BulkJournal:
         rows = await self._store.fetch(
             "SELECT key, recipient, state, retryable, tracking_id, code, info FROM jobs "
             "WHERE state IN (?, ?) ORDER BY updated_at",
-            (_SENDING, OutcomeStatus.UNKNOWN.value),
+            (SENDING, OutcomeStatus.UNKNOWN.value),
         )
         return [JournalEntry(k, r, s, bool(rt), t, c, i) for k, r, s, rt, t, c, i in rows]
 
