@@ -377,7 +377,7 @@ class MMSClient:
             )
         return to, body
 
-    def send_bulk(
+    async def send_bulk(
         self,
         jobs: Iterable[BulkJob] | AsyncIterable[BulkJob],
         *,
@@ -397,15 +397,6 @@ class MMSClient:
         before it is sent and after, and a rerun of the same jobs skips what was accepted, resends
         what was surely not, and reports unknown outcomes instead of resending them.
         """
-        return self._bulk(jobs, progress, max_pending or 2 * self.max_in_flight, journal)
-
-    async def _bulk(
-        self,
-        jobs: Iterable[BulkJob] | AsyncIterable[BulkJob],
-        progress: Callable[[BulkProgress], object] | None,
-        max_pending: int,
-        journal: str | os.PathLike[str] | BulkJournal | None,
-    ) -> AsyncIterator[BulkOutcome]:
         opened: BulkJournal | None
         if journal is None or isinstance(journal, BulkJournal):
             opened, owned = journal, False
@@ -415,7 +406,8 @@ class MMSClient:
             async with contextlib.aclosing(
                 stream_bulk(
                     jobs, self._bulk_body, self._deliver,
-                    max_pending=max_pending, progress=progress, journal=opened,
+                    max_pending=max_pending or 2 * self.max_in_flight,
+                    progress=progress, journal=opened,
                 )
             ) as outcomes:
                 async for outcome in outcomes:

@@ -180,8 +180,11 @@ class TransportError(MMSError):
     ``outcome_unknown`` is false when the request surely never reached the service (the connection
     could not be made) and true when it may have been accepted (the connection broke or timed out
     after the request was written). An unknown outcome is never retried unless the caller opts in,
-    because a retry could deliver the same MMS twice.
+    because a retry could deliver the same MMS twice. ``retryable`` is true for a connection that
+    could not be made for a reason that may pass (refused, timed out; not a TLS failure).
     """
+
+    retryable: bool = False
 
     def __init__(self, message: str, *, outcome_unknown: bool, http_status: int | None = None):
         self.outcome_unknown = outcome_unknown

@@ -86,9 +86,7 @@ class RetryPolicy:
         if isinstance(error, ApiError):
             return error.retryable
         if isinstance(error, TransportError):
-            return getattr(error, "retryable", False) or (
-                error.outcome_unknown and self.retry_unknown
-            )
+            return error.retryable or (error.outcome_unknown and self.retry_unknown)
         return False
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:

@@ -130,10 +130,10 @@ converter.register_unstructure_hook(datetime, _format_datetime)
 converter.register_structure_hook(datetime, _parse_datetime)
 converter.register_structure_hook(str, _strict(str))
 converter.register_structure_hook(bool, _strict(bool))
-converter.register_unstructure_hook(Media, lambda media: {"url": media.url})
 converter.register_structure_hook_func(
     lambda t: isinstance(t, type) and issubclass(t, Media), _structure_media
 )
+
 
 def _at(path: str) -> Callable[[Any, Any], Any]:
     """A structure hook that names ``path`` in the errors of the field it structures."""
@@ -149,6 +149,9 @@ def _at(path: str) -> Callable[[Any, Any], Any]:
 
 def _media_dict(media: Media) -> dict[str, str]:
     return {"url": media.url}
+
+
+converter.register_unstructure_hook(Media, _media_dict)
 
 
 _SLIDE_RENAMES: dict[str, Any] = {
