@@ -21,7 +21,7 @@ from mmsjson.errors import (
 )
 from mmsjson.fanout import BulkProgress
 from mmsjson.journal import BulkJournal
-from mmsjson.limiter import LimiterStats, ThroughputLimiter
+from mmsjson.limiting import LimiterStats, ThroughputLimiter
 from mmsjson.media import MediaCheck, check_media
 from mmsjson.models import (
     MMS,

@@ -19,7 +19,7 @@ from mmsjson import wire
 from mmsjson.errors import ApiError, MediaError, MMSError, ThroughputExceeded, ValidationError
 from mmsjson.fanout import BulkProgress, Delivery, run_group, stream_bulk
 from mmsjson.journal import BulkJournal
-from mmsjson.limiter import ThroughputLimiter
+from mmsjson.limiting import ThroughputLimiter
 from mmsjson.media import MediaCheck, check_media
 from mmsjson.models import MMS, BulkJob, BulkOutcome, GroupResult, Outcome, SaveResult, SendResult
 from mmsjson.numbers import normalize_number, normalize_numbers

@@ -25,9 +25,10 @@ import math
 from collections import deque
 
 from aiolimiter import AsyncLimiter
-from attrs import define
 
-__all__ = ["LimiterStats", "ThroughputLimiter", "Ticket"]
+from mmsjson.limiting.base import LimiterStats
+
+__all__ = ["ThroughputLimiter", "Ticket"]
 
 _MIN_SLEEP = 1e-6
 _POLL = 0.002
@@ -41,17 +42,6 @@ class Ticket:
     def __init__(self, at: float) -> None:
         self.at = at
         self.latency: float | None = None
-
-
-@define
-class LimiterStats:
-    """Counters a user can read: starts let through, starts that waited, E113s seen."""
-
-    acquired: int = 0
-    waited: int = 0
-    wait_seconds: float = 0.0
-    throttled: int = 0
-    backoffs: int = 0
 
 
 class ThroughputLimiter:
@@ -178,6 +168,9 @@ class ThroughputLimiter:
         self.stats.backoffs += 1
         self._paused_until = now + self.window
         self._set_fraction(max(self._min_fraction, self._fraction / 2), self._paused_until)
+
+    async def aclose(self) -> None:
+        """Nothing to release: the limiter holds no connections."""
 
     def __repr__(self) -> str:
         return (

@@ -1,0 +1,6 @@
+"""Throughput limiters: the :class:`Limiter` interface and its in-process implementation."""
+
+from mmsjson.limiting.base import Limiter, LimiterStats
+from mmsjson.limiting.local import ThroughputLimiter, Ticket
+
+__all__ = ["Limiter", "LimiterStats", "ThroughputLimiter", "Ticket"]
