@@ -19,18 +19,19 @@ from mmsjson.errors import (
     TransportError,
     ValidationError,
 )
-from mmsjson.fanout import BulkProgress
+from mmsjson.flavours import Flavour, JsonFlavour
+from mmsjson.flavours.json import dump_mms, load_mms
 from mmsjson.journal import BulkJournal
-from mmsjson.limiting import LimiterStats, ThroughputLimiter
+from mmsjson.limiting import Limiter, LimiterStats, ThroughputLimiter
 from mmsjson.media import MediaCheck, check_media
 from mmsjson.models import (
     MMS,
     Audio,
     BulkJob,
     BulkOutcome,
+    BulkProgress,
     Calendar,
     Contact,
-    Excel,
     GroupResult,
     Image,
     Outcome,
@@ -49,8 +50,8 @@ from mmsjson.postbacks import (
     PostbackReceiver,
     TemplateEvent,
 )
-from mmsjson.session import RetryPolicy
-from mmsjson.wire import dump_mms, load_mms
+from mmsjson.retry import RetryPolicy, Verdict, classify
+from mmsjson.transport import PreparedRequest, RawResponse, Transport
 
 __all__ = [
     "AccountError",
@@ -67,10 +68,12 @@ __all__ = [
     "Contact",
     "ContentError",
     "DeliveryEvent",
-    "Excel",
+    "Flavour",
     "GroupResult",
     "Image",
     "InboundEvent",
+    "JsonFlavour",
+    "Limiter",
     "LimiterStats",
     "MMS",
     "MMSClient",
@@ -82,6 +85,8 @@ __all__ = [
     "Pdf",
     "Postback",
     "PostbackReceiver",
+    "PreparedRequest",
+    "RawResponse",
     "RecipientError",
     "RetryPolicy",
     "SaveResult",
@@ -94,11 +99,14 @@ __all__ = [
     "TemplateNotFound",
     "ThroughputExceeded",
     "ThroughputLimiter",
+    "Transport",
     "TransportError",
     "ValidationError",
+    "Verdict",
     "Video",
     "__version__",
     "check_media",
+    "classify",
     "dump_mms",
     "load_mms",
     "normalize_number",
