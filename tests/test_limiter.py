@@ -173,3 +173,23 @@ def test_the_repr_shows_rate_window_and_state() -> None:
 def test_nonsense_settings_are_refused(options: dict[str, float]) -> None:
     with pytest.raises(ValueError):  # noqa: PT011
         ThroughputLimiter(**options)  # type: ignore[arg-type]
+
+
+def test_a_wait_behind_a_request_in_flight_sleeps_until_it_finishes_instead_of_polling(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    checks = 0
+    held_until = ThroughputLimiter._held_until
+
+    def counted(self: ThroughputLimiter, ticket: object, now: float) -> float:
+        nonlocal checks
+        checks += 1
+        return held_until(self, ticket, now)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ThroughputLimiter, "_held_until", counted)
+
+    async def scenario() -> None:
+        await start_times(ThroughputLimiter(10), count=200, workers=50, latency=3.0)
+
+    run(scenario())
+    assert checks < 200 * 10

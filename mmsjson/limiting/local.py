@@ -21,6 +21,7 @@ running loop's clock, so tests drive it with a virtual-time loop instead of slee
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from collections import deque
 
@@ -31,7 +32,6 @@ from mmsjson.limiting.base import LimiterStats
 __all__ = ["ThroughputLimiter", "Ticket"]
 
 _MIN_SLEEP = 1e-6
-_POLL = 0.002
 
 
 class Ticket:
@@ -84,6 +84,7 @@ class ThroughputLimiter:
         self._last_change = -math.inf
         self._limit = math.floor(self.rate)
         self._pacer = self._new_pacer()
+        self._answered = asyncio.Event()
 
     @property
     def current_rate(self) -> float:
@@ -142,8 +143,14 @@ class ThroughputLimiter:
                 break
             waited = True
             head = starts[0]
-            delay = _POLL if head.latency is None else self._held_until(head, now) - horizon
-            await asyncio.sleep(max(delay, _MIN_SLEEP))
+            if head.latency is not None:
+                await asyncio.sleep(max(self._held_until(head, now) - horizon, _MIN_SLEEP))
+                continue
+            fastest = 0.0 if self._fastest is math.inf else self._fastest
+            latest = head.at + max(0.0, self._latency_cap - fastest) + self.window
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(max(latest, now + _MIN_SLEEP)):
+                    await self._answered.wait()
         self.stats.acquired += 1
         if waited:
             self.stats.waited += 1
@@ -155,6 +162,9 @@ class ThroughputLimiter:
         latency = asyncio.get_running_loop().time() - ticket.at
         ticket.latency = latency
         self._fastest = min(self._fastest, latency)
+        if self._answered._waiters:  # type: ignore[attr-defined]
+            self._answered.set()
+            self._answered = asyncio.Event()
 
     def throttled(self) -> None:
         """The service answered E113: slow down and pause new starts for one window.
