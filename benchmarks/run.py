@@ -166,7 +166,7 @@ async def client_loop(base: str, count: int) -> tuple[float, float]:
 
 
 async def overhead(base: str, count: int, rounds: int) -> dict[str, Any]:
-    from mmsjson import wire
+    from mmsjson.flavours import json as wire
 
     body = wire.encode(wire.send_request(typical_mms(), to="17745559144", service_id="1", sender="12345"))
     plain_rps, client_rps, plain_cpu, client_cpu = [], [], [], []
@@ -201,7 +201,7 @@ def build_and_serialise() -> dict[str, Any]:
     client = MMSClient(KEY, service_id="1", sender="12345", base_url="http://127.0.0.1:9/ep/v2/")
 
     def ours() -> bytes:
-        return client._send_body(typical_mms(), "17745559144")
+        return client._send_request(typical_mms(), "17745559144").body
 
     def by_hand() -> bytes:
         return json.dumps({
@@ -217,7 +217,7 @@ def build_and_serialise() -> dict[str, Any]:
     shared = typical_mms()
 
     def per_recipient() -> bytes:
-        return client._send_body(shared, "17745559144")
+        return client._send_request(shared, "17745559144").body
 
     assert json.loads(ours()) == json.loads(by_hand()) == json.loads(per_recipient())
     number = 20_000

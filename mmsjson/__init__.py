@@ -22,18 +22,19 @@ from mmsjson.errors import (
     TransportError,
     ValidationError,
 )
-from mmsjson.fanout import BulkProgress
+from mmsjson.flavours import Flavour, JsonFlavour
+from mmsjson.flavours.json import dump_mms, load_mms
 from mmsjson.journal import BulkJournal
-from mmsjson.limiting import LimiterStats, ThroughputLimiter
+from mmsjson.limiting import Limiter, LimiterStats, ThroughputLimiter
 from mmsjson.media import MediaCheck, check_media
 from mmsjson.models import (
     MMS,
     Audio,
     BulkJob,
     BulkOutcome,
+    BulkProgress,
     Calendar,
     Contact,
-    Excel,
     GroupResult,
     Image,
     Outcome,
@@ -52,8 +53,8 @@ from mmsjson.postbacks import (
     PostbackReceiver,
     TemplateEvent,
 )
-from mmsjson.session import RetryPolicy
-from mmsjson.wire import dump_mms, load_mms
+from mmsjson.retry import RetryPolicy, Verdict, classify
+from mmsjson.transport import PreparedRequest, RawResponse, Transport
 
 __all__ = [
     "AccountError",
@@ -70,12 +71,14 @@ __all__ = [
     "Contact",
     "ContentError",
     "DeliveryEvent",
-    "Excel",
+    "Flavour",
     "GroupResult",
     "Image",
     "InboundEvent",
     "JournalBusy",
     "JournalError",
+    "JsonFlavour",
+    "Limiter",
     "LimiterStats",
     "MMS",
     "MMSClient",
@@ -87,6 +90,8 @@ __all__ = [
     "Pdf",
     "Postback",
     "PostbackReceiver",
+    "PreparedRequest",
+    "RawResponse",
     "RecipientError",
     "RetryPolicy",
     "SaveResult",
@@ -100,11 +105,14 @@ __all__ = [
     "TemplateNotFound",
     "ThroughputExceeded",
     "ThroughputLimiter",
+    "Transport",
     "TransportError",
     "ValidationError",
+    "Verdict",
     "Video",
     "__version__",
     "check_media",
+    "classify",
     "dump_mms",
     "load_mms",
     "normalize_number",

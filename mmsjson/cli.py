@@ -18,10 +18,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from mmsjson._fanout import group_jobs
 from mmsjson._version import __version__
 from mmsjson.client import API_KEY_ENV, MMSClient
 from mmsjson.errors import ApiError, MMSError, TransportError, ValidationError
-from mmsjson.fanout import group_jobs
+from mmsjson.flavours import DEFAULT_BASE_URL
+from mmsjson.flavours.json import load_mms
 from mmsjson.media import MEDIA_TYPES, check_media
 from mmsjson.models import (
     MMS,
@@ -36,9 +38,7 @@ from mmsjson.models import (
     Slide,
 )
 from mmsjson.numbers import normalize_numbers
-from mmsjson.session import DEFAULT_BASE_URL
 from mmsjson.testing.server import FakeMMSServer
-from mmsjson.wire import load_mms
 
 __all__ = ["main"]
 

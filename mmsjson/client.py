@@ -1,10 +1,16 @@
-"""MMSClient: send, save and send-saved MMS, one recipient per request, safely and at full rate."""
+"""MMSClient: the front that wires a flavour, a limiter, a transport and the send pipeline.
+
+It keeps the defaults each call may override (service id, sender), the media pre-flight cache,
+and the public methods; how requests are written, limited, posted and retried lives behind the
+seams it is built from (:mod:`mmsjson.flavours`, :mod:`mmsjson.limiting`, :mod:`mmsjson.transport`,
+:mod:`mmsjson.retry`).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
+import ssl
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
@@ -13,48 +19,51 @@ from types import TracebackType
 from typing import Any
 
 import aiohttp
-from attrs import define
 
-from mmsjson import wire
-from mmsjson.errors import ApiError, MediaError, MMSError, ThroughputExceeded, ValidationError
-from mmsjson.fanout import BulkProgress, Delivery, run_group, stream_bulk
+from mmsjson._fanout import run_group, stream_bulk
+from mmsjson._pipeline import ClientStats, Pipeline
+from mmsjson.errors import MediaError, ValidationError
+from mmsjson.flavours import DEFAULT_BASE_URL, Flavour, JsonFlavour
 from mmsjson.journal import BulkJournal
-from mmsjson.limiting import ThroughputLimiter
+from mmsjson.limiting import Limiter, ThroughputLimiter
 from mmsjson.media import MediaCheck, check_media
-from mmsjson.models import MMS, BulkJob, BulkOutcome, GroupResult, Outcome, SaveResult, SendResult
+from mmsjson.models import (
+    MMS,
+    BulkJob,
+    BulkOutcome,
+    BulkProgress,
+    GroupResult,
+    Outcome,
+    SaveResult,
+    SendResult,
+)
 from mmsjson.numbers import normalize_number, normalize_numbers
-from mmsjson.session import DEFAULT_BASE_URL, HttpSession, RetryPolicy
+from mmsjson.retry import RetryPolicy
+from mmsjson.transport import AiohttpTransport, PreparedRequest, Transport
 
-__all__ = ["ClientStats", "MMSClient"]
+__all__ = ["API_KEY_ENV", "ClientStats", "MMSClient"]
 
 API_KEY_ENV = "MMSJSON_API_KEY"
-_FRAGMENT_CACHE_SIZE = 32
 _MEDIA_CACHE_SIZE = 1024
-
-
-@define
-class ClientStats:
-    """Counters a user can read: requests sent, retries, and how the answers went."""
-
-    requests: int = 0
-    retries: int = 0
-    accepted: int = 0
-    rejected: int = 0
-    unknown: int = 0
-    throttled: int = 0
 
 
 class MMSClient:
     """The client for the MMS JSON API.
 
-    ``api_key`` falls back to the ``MMSJSON_API_KEY`` environment variable. ``service_id`` and
-    ``sender`` are defaults each call may override. ``throughput`` is the account's limit in
-    requests per second (``None`` turns the limiter off, e.g. against a local fake server); every
-    request of this client, retries included, shares one :class:`ThroughputLimiter`.
-    ``max_in_flight`` caps requests waiting for an answer. An ``async with`` block owns the aiohttp
-    session; a ``session`` passed in is used and not closed. ``preflight_media=True`` checks every
-    media URL as the service will fetch it before ``send``, ``save`` and ``send_group`` (see
-    :meth:`check_media`; call it yourself once before a bulk run).
+    ``api_key`` falls back to the ``MMSJSON_API_KEY`` environment variable; surrounding whitespace
+    (a key read from a file) is dropped. ``service_id`` and ``sender`` are defaults each call may
+    override. ``throughput`` is the account's limit in requests per second (``None`` turns the
+    limiter off, e.g. against a local fake server); every request of this client, retries
+    included, shares one limiter: a :class:`~mmsjson.limiting.ThroughputLimiter`, or the
+    ``limiter`` passed in (any :class:`~mmsjson.limiting.Limiter`, e.g. one shared by several
+    processes). ``max_in_flight`` caps requests waiting for an answer.
+
+    The seams can be replaced: ``flavour`` (how requests are written; default the JSON API at
+    ``base_url``), ``transport`` (how they are posted; default aiohttp, or e.g.
+    :class:`mmsjson.testing.MockTransport`). An ``async with`` block owns what the client
+    created; a ``session`` passed in is used and not closed, with its own TLS settings unless
+    ``ssl`` is given. ``preflight_media=True`` checks every media URL as the service will fetch it
+    before ``send``, ``save`` and ``send_group`` (see :meth:`check_media`).
     """
 
     def __init__(
@@ -66,38 +75,54 @@ class MMSClient:
         throughput: float | None = 10,
         burst: int | None = None,
         margin: float = 0.005,
+        limiter: Limiter[Any] | None = None,
         base_url: str = DEFAULT_BASE_URL,
+        flavour: Flavour | None = None,
+        transport: Transport | None = None,
         session: aiohttp.ClientSession | None = None,
+        ssl: ssl.SSLContext | None = None,
         max_in_flight: int = 64,
         connect_timeout: float = 10.0,
         read_timeout: float = 30.0,
+        answer_timeout: float | None = None,
         retry: RetryPolicy | None = None,
         preflight_media: bool = False,
         media_cache_seconds: float = 600.0,
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
-        if not key:
-            raise ValidationError(
-                "api_key", f"is required: pass api_key= or set the {API_KEY_ENV} variable"
+        self._closers: list[Callable[[], Any]] = []
+        if flavour is None:
+            key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
+            if not key:
+                raise ValidationError(
+                    "api_key", f"is required: pass api_key= or set the {API_KEY_ENV} variable"
+                )
+            flavour = JsonFlavour(key, base_url)
+        if not isinstance(max_in_flight, int) or max_in_flight < 1:
+            raise ValidationError("max_in_flight", "must be an integer of at least 1")
+        if limiter is None and throughput is not None:
+            try:
+                limiter = ThroughputLimiter(throughput, burst=burst, margin=margin)
+            except (TypeError, ValueError) as exc:
+                raise ValidationError("throughput", str(exc)) from None
+            self._closers.append(limiter.aclose)
+        if transport is None:
+            transport = AiohttpTransport(
+                session=session, ssl=ssl, pool_size=max_in_flight,
+                connect_timeout=connect_timeout, read_timeout=read_timeout,
+                answer_timeout=answer_timeout,
             )
-        if max_in_flight < 1:
-            raise ValidationError("max_in_flight", "must be at least 1")
+            self._closers.append(transport.aclose)
         self.service_id = service_id
         self.sender = sender
-        self.limiter = (
-            ThroughputLimiter(throughput, burst=burst, margin=margin)
-            if throughput is not None
-            else None
-        )
+        self.flavour = flavour
+        self.limiter = limiter
         self.retry = retry or RetryPolicy()
         self.max_in_flight = max_in_flight
         self.stats = ClientStats()
-        self._http = HttpSession(
-            key, base_url, session=session, pool_size=max_in_flight,
-            connect_timeout=connect_timeout, read_timeout=read_timeout,
+        self._pipeline = Pipeline(
+            transport=transport, read=flavour.read, limiter=limiter, retry=self.retry,
+            max_in_flight=max_in_flight, stats=self.stats,
         )
-        self._in_flight = asyncio.Semaphore(max_in_flight)
-        self._fragments: OrderedDict[int, tuple[MMS, bytes]] = OrderedDict()
         self.preflight_media = preflight_media
         self._media_cache_seconds = media_cache_seconds
         self._media_checks: OrderedDict[str, tuple[float, MediaCheck]] = OrderedDict()
@@ -105,13 +130,17 @@ class MMSClient:
 
     @property
     def base_url(self) -> str:
-        return self._http.base_url
+        return self.flavour.base_url
 
     def __repr__(self) -> str:
-        rate = "off" if self.limiter is None else f"{self.limiter.rate:g}/s"
+        limiter = getattr(self, "limiter", None)
+        rate = "off" if limiter is None else f"{getattr(limiter, 'rate', '?'):g}/s"
+        flavour = getattr(self, "flavour", None)
         return (
-            f"<MMSClient {self.base_url} service_id={self.service_id!r} sender={self.sender!r} "
-            f"throughput={rate} max_in_flight={self.max_in_flight}>"
+            f"<MMSClient {getattr(flavour, 'name', '?')} {getattr(flavour, 'base_url', '?')} "
+            f"service_id={getattr(self, 'service_id', None)!r} "
+            f"sender={getattr(self, 'sender', None)!r} throughput={rate} "
+            f"max_in_flight={getattr(self, 'max_in_flight', '?')}>"
         )
 
     async def __aenter__(self) -> MMSClient:
@@ -126,8 +155,9 @@ class MMSClient:
         await self.close()
 
     async def close(self) -> None:
-        """Close the aiohttp sessions the client created."""
-        await self._http.close()
+        """Close what the client created: its aiohttp sessions, its limiter."""
+        for close in self._closers:
+            await close()
         if self._media_session is not None:
             await self._media_session.close()
 
@@ -164,64 +194,9 @@ class MMSClient:
         if self.preflight_media and isinstance(content, MMS):
             await self.check_media(content)
 
-    # -- the single-send path every request takes -------------------------------------------------
+    # -- building requests with the client's defaults -----------------------------------------------
 
-    async def _deliver(self, body: bytes, delivery: Delivery | None = None) -> dict[str, Any]:
-        """POST one request body, retrying only what was surely not accepted."""
-        delivery = delivery or Delivery()
-        while True:
-            if delivery.stopping:
-                raise asyncio.CancelledError
-            delivery.attempts += 1
-            async with self._in_flight:
-                ticket = await self.limiter.acquire() if self.limiter is not None else None
-                delivery.on_wire = True
-                try:
-                    if delivery.stopping:
-                        raise asyncio.CancelledError
-                    if delivery.before_wire is not None:
-                        await delivery.before_wire()
-                        delivery.before_wire = None
-                    self.stats.requests += 1
-                    raw = await self._http.post(body)
-                    answer = wire.decode_answer(raw.status, raw.body, raw.retry_after)
-                except MMSError as exc:
-                    error = exc
-                else:
-                    self.stats.accepted += 1
-                    return answer
-                finally:
-                    delivery.on_wire = False
-                    if ticket is not None and self.limiter is not None:
-                        self.limiter.finished(ticket)
-            error.attempts = delivery.attempts
-            if isinstance(error, ThroughputExceeded):
-                self.stats.throttled += 1
-                if self.limiter is not None:
-                    self.limiter.throttled()
-            if not self.retry.should_retry(error, delivery.attempts):
-                if getattr(error, "outcome_unknown", False):
-                    self.stats.unknown += 1
-                else:
-                    self.stats.rejected += 1
-                raise error
-            self.stats.retries += 1
-            retry_after = error.retry_after if isinstance(error, ApiError) else None
-            await asyncio.sleep(self.retry.delay(delivery.attempts, retry_after))
-
-    def _fragment(self, mms: MMS) -> bytes:
-        """The MMS content as JSON, encoded once per message object and reused for each recipient."""
-        cached = self._fragments.get(id(mms))
-        if cached is not None and cached[0] is mms:
-            self._fragments.move_to_end(id(mms))
-            return cached[1]
-        fragment = wire.content_fragment(mms)
-        self._fragments[id(mms)] = (mms, fragment)
-        if len(self._fragments) > _FRAGMENT_CACHE_SIZE:
-            self._fragments.popitem(last=False)
-        return fragment
-
-    def _send_body(
+    def _send_request(
         self,
         mms: MMS,
         to: str,
@@ -231,20 +206,35 @@ class MMSClient:
         sender: str | None = None,
         from_mask: str | None = None,
         client_reference: str | None = None,
-    ) -> bytes:
-        if not isinstance(mms, MMS):
-            raise ValidationError("mms", f"must be an MMS, not {type(mms).__name__}")
-        envelope = wire.send_envelope(
-            mms, to=to, to_displayonly=to_displayonly,
-            service_id=service_id or self.service_id, sender=sender or self.sender,
-            from_mask=from_mask, client_reference=client_reference,
+    ) -> PreparedRequest:
+        return self.flavour.send(
+            mms, to, to_displayonly=to_displayonly, service_id=service_id or self.service_id,
+            sender=sender or self.sender, from_mask=from_mask, client_reference=client_reference,
         )
-        return wire.join_body(envelope, self._fragment(mms))
 
-    def _send_saved_body(self, mms_id: str, to: str, **options: Any) -> bytes:
+    def _send_saved_request(self, mms_id: str, to: str, **options: Any) -> PreparedRequest:
         options["service_id"] = options.get("service_id") or self.service_id
         options["sender"] = options.get("sender") or self.sender
-        return wire.encode(wire.send_saved_request(mms_id, to=to, **options))
+        return self.flavour.send_saved(mms_id, to, **options)
+
+    def _job_request(self, job: BulkJob) -> PreparedRequest:
+        if not isinstance(job, BulkJob):
+            raise ValidationError("job", f"must be a BulkJob, not {type(job).__name__}")
+        if (job.mms is None) == (job.mms_id is None):
+            raise ValidationError("job", "give exactly one of mms and mms_id")
+        to = normalize_number(job.to, field="to")
+        others = list(job.to_displayonly) or None
+        if job.mms is not None:
+            if job.custom_texts is not None:
+                raise ValidationError("custom_texts", "apply to a saved template (mms_id) only")
+            return self._send_request(
+                job.mms, to, to_displayonly=others, client_reference=job.client_reference
+            )
+        assert job.mms_id is not None
+        return self._send_saved_request(
+            job.mms_id, to, to_displayonly=others, custom_texts=job.custom_texts,
+            client_reference=job.client_reference,
+        )
 
     # -- single requests ---------------------------------------------------------------------------
 
@@ -264,23 +254,23 @@ class MMSClient:
         ``to_displayonly`` lists other participants shown in a group thread; they are not
         delivered to by this request (see :meth:`send_group`).
         """
-        body = self._send_body(
+        request = self._send_request(
             mms, to, to_displayonly=to_displayonly, service_id=service_id, sender=sender,
             from_mask=from_mask, client_reference=client_reference,
         )
         await self._preflight(mms)
-        return wire.structure_send_result(await self._deliver(body))
+        answer, _ = await self._pipeline.deliver(request)
+        return self.flavour.send_result(answer)
 
     async def save(
         self, mms: MMS, name: str, *, client_reference: str | None = None
     ) -> SaveResult:
         """Store ``mms`` as a template (``savemms``); its ``mms-id`` is in the result if the
         answer carried it, otherwise in the N003 postback for the tracking id."""
-        if not isinstance(mms, MMS):
-            raise ValidationError("mms", f"must be an MMS, not {type(mms).__name__}")
-        body = wire.encode(wire.save_request(mms, name=name, client_reference=client_reference))
+        request = self.flavour.save(mms, name=name, client_reference=client_reference)
         await self._preflight(mms)
-        return wire.structure_save_result(await self._deliver(body))
+        answer, _ = await self._pipeline.deliver(request)
+        return self.flavour.save_result(answer)
 
     async def send_saved(
         self,
@@ -305,7 +295,7 @@ class MMSClient:
         ``custom_texts`` maps slide numbers (from 1) to text that replaces that slide's text;
         ``subject`` and the fallback settings override the template's.
         """
-        body = self._send_saved_body(
+        request = self._send_saved_request(
             mms_id, to, custom_texts=custom_texts, subject=subject,
             fallback_sms_text=fallback_sms_text, disable_fallback_sms=disable_fallback_sms,
             disable_fallback_sms_link=disable_fallback_sms_link,
@@ -313,7 +303,8 @@ class MMSClient:
             to_displayonly=to_displayonly, service_id=service_id, sender=sender,
             from_mask=from_mask, client_reference=client_reference,
         )
-        return wire.structure_send_result(await self._deliver(body))
+        answer, _ = await self._pipeline.deliver(request)
+        return self.flavour.send_result(answer)
 
     # -- fan-out ------------------------------------------------------------------------------------
 
@@ -341,7 +332,7 @@ class MMSClient:
             raise ValidationError("participants", "a group needs at least one participant")
         if custom_texts is not None and isinstance(content, MMS):
             raise ValidationError("custom_texts", "apply to a saved template (an mms-id) only")
-        requests: list[tuple[str, bytes]] = []
+        requests: list[PreparedRequest] = []
         for index, person in enumerate(people):
             others = people[:index] + people[index + 1:]
             options: dict[str, Any] = {
@@ -349,33 +340,13 @@ class MMSClient:
                 "from_mask": from_mask, "client_reference": client_reference,
             }
             if isinstance(content, MMS):
-                body = self._send_body(content, person, **options)
+                requests.append(self._send_request(content, person, **options))
             else:
-                body = self._send_saved_body(content, person, custom_texts=custom_texts, **options)
-            requests.append((person, body))
+                requests.append(
+                    self._send_saved_request(content, person, custom_texts=custom_texts, **options)
+                )
         await self._preflight(content)
-        return await run_group(self._deliver, requests, progress)
-
-    def _bulk_body(self, job: BulkJob) -> tuple[str, bytes]:
-        if not isinstance(job, BulkJob):
-            raise ValidationError("job", f"must be a BulkJob, not {type(job).__name__}")
-        if (job.mms is None) == (job.mms_id is None):
-            raise ValidationError("job", "give exactly one of mms and mms_id")
-        to = normalize_number(job.to, field="to")
-        others = list(job.to_displayonly) or None
-        if job.mms is not None:
-            if job.custom_texts is not None:
-                raise ValidationError("custom_texts", "apply to a saved template (mms_id) only")
-            body = self._send_body(
-                job.mms, to, to_displayonly=others, client_reference=job.client_reference
-            )
-        else:
-            assert job.mms_id is not None
-            body = self._send_saved_body(
-                job.mms_id, to, to_displayonly=others, custom_texts=job.custom_texts,
-                client_reference=job.client_reference,
-            )
-        return to, body
+        return await run_group(self._pipeline, requests, self.flavour.send_result, progress)
 
     async def send_bulk(
         self,
@@ -405,7 +376,7 @@ class MMSClient:
         try:
             async with contextlib.aclosing(
                 stream_bulk(
-                    jobs, self._bulk_body, self._deliver,
+                    jobs, self._job_request, self._pipeline, self.flavour.send_result,
                     max_pending=max_pending or 2 * self.max_in_flight,
                     progress=progress, journal=opened,
                 )

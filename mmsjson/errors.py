@@ -55,10 +55,21 @@ __all__ = [
 ]
 
 
+def _rebuild(cls: type[MMSError], args: tuple[Any, ...], state: dict[str, Any]) -> MMSError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
 class MMSError(Exception):
     """Root of every error mmsjson raises; ``attempts`` counts the requests made before it."""
 
     attempts: int = 0
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by state, so every error crosses a process pool whatever its constructor takes."""
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
 
 
 class ValidationError(MMSError, ValueError):
@@ -190,10 +201,16 @@ class TransportError(MMSError):
     could not be made for a reason that may pass (refused, timed out; not a TLS failure).
     """
 
-    retryable: bool = False
-
-    def __init__(self, message: str, *, outcome_unknown: bool, http_status: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        outcome_unknown: bool,
+        retryable: bool = False,
+        http_status: int | None = None,
+    ) -> None:
         self.outcome_unknown = outcome_unknown
+        self.retryable = retryable and not outcome_unknown
         self.http_status = http_status
         suffix = (
             "the request may have been accepted; it was not retried"

@@ -30,8 +30,9 @@ from types import TracebackType
 
 from attrs import frozen
 
-from mmsjson.errors import ApiError, JournalBusy, JournalError, MMSError, StoreError, TransportError
+from mmsjson.errors import ApiError, JournalBusy, JournalError, MMSError, StoreError
 from mmsjson.models import OutcomeStatus
+from mmsjson.retry import Verdict, classify
 from mmsjson.store import SQLiteStore, StoreKind
 
 if sys.platform == "win32":
@@ -99,11 +100,14 @@ class JournalEntry:
 
 
 def _retryable(error: MMSError | None) -> bool:
+    return error is not None and classify(error) is Verdict.RETRY
+
+
+def _info(error: MMSError | None) -> str | None:
+    """What to keep of ``error``: the API's own words for an API error, so a replay reads the same."""
     if isinstance(error, ApiError):
-        return error.retryable
-    if isinstance(error, TransportError):
-        return not error.outcome_unknown
-    return False
+        return error.info
+    return None if error is None else str(error)
 
 
 class _RunLock:
@@ -216,7 +220,7 @@ class BulkJournal:
             "info = excluded.info, updated_at = excluded.updated_at",
             (
                 key, recipient, status.value, int(_retryable(error)), tracking_id,
-                getattr(error, "code", None), None if error is None else str(error), time.time(),
+                getattr(error, "code", None), _info(error), time.time(),
             ),
         )
 

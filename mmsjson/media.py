@@ -9,27 +9,19 @@ the body.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from urllib.parse import urljoin
 
 import aiohttp
 from attrs import frozen
 
+from mmsjson.models import MEDIA_KINDS
+
 __all__ = ["MEDIA_TYPES", "SIZE_WARNING_BYTES", "MediaCheck", "check_media"]
 
-#: The MIME types the API documents for each slide kind.
-MEDIA_TYPES: dict[str, frozenset[str]] = {
-    "image": frozenset({"image/jpeg", "image/jpg", "image/png", "image/gif"}),
-    "audio": frozenset({"audio/mp3", "audio/mpeg", "audio/x-wave", "audio/x-wav", "audio/wav", "audio/amr"}),
-    "video": frozenset({
-        "video/mp4", "video/mpeg", "video/x-msvideo", "video/x-ms-wmv", "video/quicktime", "video/3gpp",
-    }),
-    "contact": frozenset({"text/vcard", "text/v-card", "text/x-vcard"}),
-    "calendar": frozenset({"text/calendar"}),
-    "pdf": frozenset({"application/pdf", "application/x-pdf"}),
-    "excel": frozenset({
-        "application/vnd.ms-excel",
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    }),
+#: The MIME types the API documents for each slide kind (from :data:`~mmsjson.models.MEDIA_KINDS`).
+MEDIA_TYPES: Mapping[str, frozenset[str]] = {
+    name: kind.content_types for name, kind in MEDIA_KINDS.items()
 }
 SIZE_WARNING_BYTES = 1_000_000
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -76,7 +68,7 @@ async def check_media(
 ) -> MediaCheck:
     """Fetch ``url``'s answer headers as the service would and say what it would make of them.
 
-    ``kind`` (``image``, ``audio``, ``video``, ``contact``, ``calendar``, ``pdf``, ``excel``) checks
+    ``kind`` (a name in :data:`~mmsjson.models.MEDIA_KINDS`: ``image``, ``pdf``...) checks
     the ``Content-Type`` against that slide kind. The body is not downloaded; each fetch gives up
     after ``fetch_seconds``.
     """

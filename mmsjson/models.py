@@ -24,16 +24,18 @@ __all__ = [
     "Audio",
     "BulkJob",
     "BulkOutcome",
+    "BulkProgress",
     "Calendar",
     "Contact",
-    "Excel",
     "GroupResult",
     "Image",
     "MAX_SLIDES",
     "MAX_SUBJECT_LENGTH",
     "MAX_TEXT_LENGTH",
+    "MEDIA_KINDS",
     "MMS",
     "Media",
+    "MediaKind",
     "Outcome",
     "OutcomeStatus",
     "Pdf",
@@ -74,9 +76,12 @@ class Media:
     """A file the service fetches from a public URL when it builds the MMS."""
 
     kind: ClassVar[str] = "media"
-    #: Whether this is an object (contact card, calendar, document) rather than image/audio/video.
-    is_object: ClassVar[bool] = False
     url: str = field(validator=_check_url)
+
+    @property
+    def is_object(self) -> bool:
+        """Whether this is an object (contact card, calendar, document) rather than image/audio/video."""
+        return MEDIA_KINDS[self.kind].is_object
 
 
 @frozen
@@ -105,7 +110,6 @@ class Contact(Media):
     """A vCard (.vcf); an object, alone on its slide apart from text."""
 
     kind: ClassVar[str] = "contact"
-    is_object: ClassVar[bool] = True
 
 
 @frozen
@@ -113,7 +117,6 @@ class Calendar(Media):
     """An iCalendar file (.ics); an object, alone on its slide apart from text."""
 
     kind: ClassVar[str] = "calendar"
-    is_object: ClassVar[bool] = True
 
 
 @frozen
@@ -121,15 +124,62 @@ class Pdf(Media):
     """A PDF document; an object, alone on its slide apart from text."""
 
     kind: ClassVar[str] = "pdf"
-    is_object: ClassVar[bool] = True
 
 
-@frozen
-class Excel(Media):
-    """An Excel workbook, where the account has it enabled; an object, alone on its slide."""
+@frozen(kw_only=True)
+class MediaKind:
+    """One kind of slide media, as every part of the SDK sees it.
 
-    kind: ClassVar[str] = "excel"
-    is_object: ClassVar[bool] = True
+    ``name`` is the :class:`Slide` field and the class's ``kind``; ``json_key`` the key of the
+    slide object in the JSON API (OpenAPI ``Slide``); ``xml_element`` the element in the XML
+    flavour; ``is_object`` whether it must go alone on its slide (guide: "objects"); and
+    ``content_types`` the MIME types the service takes for it (guide: supported media), which
+    the media pre-flight checks.
+    """
+
+    name: str
+    cls: type[Media]
+    json_key: str
+    xml_element: str
+    is_object: bool
+    content_types: frozenset[str]
+
+
+#: Every slide media kind: add a kind here, as a class above and as a :class:`Slide` field.
+MEDIA_KINDS: Mapping[str, MediaKind] = {
+    kind.name: kind
+    for kind in (
+        MediaKind(
+            name="image", cls=Image, json_key="image", xml_element="image", is_object=False,
+            content_types=frozenset({"image/jpeg", "image/jpg", "image/png", "image/gif"}),
+        ),
+        MediaKind(
+            name="audio", cls=Audio, json_key="audio", xml_element="audio", is_object=False,
+            content_types=frozenset(
+                {"audio/mp3", "audio/mpeg", "audio/x-wave", "audio/x-wav", "audio/wav", "audio/amr"}
+            ),
+        ),
+        MediaKind(
+            name="video", cls=Video, json_key="video", xml_element="video", is_object=False,
+            content_types=frozenset({
+                "video/mp4", "video/mpeg", "video/x-msvideo", "video/x-ms-wmv",
+                "video/quicktime", "video/3gpp",
+            }),
+        ),
+        MediaKind(
+            name="contact", cls=Contact, json_key="contact", xml_element="vcard", is_object=True,
+            content_types=frozenset({"text/vcard", "text/v-card", "text/x-vcard"}),
+        ),
+        MediaKind(
+            name="calendar", cls=Calendar, json_key="calendar", xml_element="ical", is_object=True,
+            content_types=frozenset({"text/calendar"}),
+        ),
+        MediaKind(
+            name="pdf", cls=Pdf, json_key="pdf", xml_element="pdf", is_object=True,
+            content_types=frozenset({"application/pdf", "application/x-pdf"}),
+        ),
+    )
+}
 
 
 def _optional_str(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -141,8 +191,8 @@ def _optional_str(instance: object, attribute: attrs.Attribute[Any], value: obje
 class Slide:
     """One slide: optional text and the media that may go together.
 
-    Image and audio may share a slide; video goes alone; a contact, calendar, PDF or Excel object
-    goes alone; text may join any of them. The rules are checked when the slide is placed in an
+    Image and audio may share a slide; video goes alone; a contact, calendar or PDF object goes
+    alone; text may join any of them. The rules are checked when the slide is placed in an
     :class:`MMS`.
     """
 
@@ -153,19 +203,11 @@ class Slide:
     contact: Contact | None = None
     calendar: Calendar | None = None
     pdf: Pdf | None = None
-    excel: Excel | None = None
 
     @property
     def media(self) -> tuple[Media, ...]:
-        """The media on this slide, in a fixed order."""
-        return tuple(
-            m
-            for m in (
-                self.image, self.audio, self.video,
-                self.contact, self.calendar, self.pdf, self.excel,
-            )
-            if m is not None
-        )
+        """The media on this slide, in the order of :data:`MEDIA_KINDS`."""
+        return tuple(m for name in _SLIDE_MEDIA if (m := getattr(self, name)) is not None)
 
     def check(self) -> None:
         """Raise :class:`ValidationError` (path relative to the slide) if the API would refuse it."""
@@ -206,9 +248,7 @@ class Slide:
             raise ValidationError("", f"video cannot share a slide with {other}")
 
 
-_SLIDE_MEDIA: dict[str, type[Media]] = {
-    kind.kind: kind for kind in (Image, Audio, Video, Contact, Calendar, Pdf, Excel)
-}
+_SLIDE_MEDIA: dict[str, type[Media]] = {name: kind.cls for name, kind in MEDIA_KINDS.items()}
 
 
 def _check_slides(instance: MMS, attribute: attrs.Attribute[Any], value: tuple[Slide, ...]) -> None:
@@ -480,3 +520,19 @@ class BulkOutcome(Outcome):
     job: BulkJob = field(eq=False, repr=False)
     index: int
     replayed: bool = False
+
+
+@frozen(kw_only=True)
+class BulkProgress:
+    """Counts so far in a bulk run, and the outcome that was just recorded."""
+
+    started: int
+    accepted: int
+    rejected: int
+    unknown: int
+    in_flight: int
+    last: BulkOutcome
+
+    @property
+    def done(self) -> int:
+        return self.accepted + self.rejected + self.unknown

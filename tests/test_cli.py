@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from mmsjson.cli import main
+from mmsjson.flavours.json import dump_mms
 from mmsjson.testing import FakeMMSServer
-from mmsjson.wire import dump_mms
 from tests.conftest import picture_mms
 
 

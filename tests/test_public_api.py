@@ -16,7 +16,7 @@ import mmsjson.testing
 
 ROOT = Path(__file__).resolve().parents[1]
 DESIGNED = [
-    "MMSClient", "MMS", "Slide", "Image", "Audio", "Video", "Contact", "Calendar", "Pdf", "Excel",
+    "MMSClient", "MMS", "Slide", "Image", "Audio", "Video", "Contact", "Calendar", "Pdf",
     "SendResult", "SaveResult", "GroupResult", "BulkJob", "BulkOutcome",
     "MMSError", "ValidationError", "ApiError", "ThroughputExceeded", "TransportError",
 ]

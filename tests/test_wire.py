@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mmsjson import MMS, Image, Pdf, Slide, ValidationError, Video, dump_mms, load_mms, normalize_number
-from mmsjson.wire import (
+from mmsjson.flavours.json import (
     content_fragment,
     join_body,
     save_request,

@@ -63,8 +63,8 @@ class ThroughputLimiter:
         recovery_step: float = 0.1,
         latency_cap: float = 0.5,
     ) -> None:
-        if not rate >= 1:
-            raise ValueError(f"rate must be at least 1 request per second, not {rate!r}")
+        if not (isinstance(rate, int | float) and 1 <= rate < math.inf):
+            raise ValueError(f"rate must be a number of requests per second of at least 1, not {rate!r}")
         if burst is not None and burst < 1:
             raise ValueError(f"burst must be at least 1, not {burst!r}")
         if not 0 <= margin < 1:

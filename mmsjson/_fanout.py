@@ -1,8 +1,8 @@
-"""Group and bulk fan-out on top of the client's single-send path.
+"""Group and bulk fan-out on top of the send pipeline.
 
-Fan-out never talks HTTP itself: it hands each request body to the client's ``deliver`` function,
-so every request goes through the same in-flight cap, limiter and retry rules. Every recipient gets
-an outcome; one recipient's failure never stops the others.
+Fan-out never builds or posts a request itself: the wire flavour prepares each one and the
+pipeline delivers it, so every request goes through the same in-flight cap, limiter and retry
+rules. Every recipient gets an outcome; one recipient's failure never stops the others.
 """
 
 from __future__ import annotations
@@ -19,71 +19,52 @@ from collections.abc import (
     Sequence,
 )
 from functools import partial
-from typing import Any, Protocol
 
-from attrs import define, frozen
-
+from mmsjson._pipeline import Pipeline, StopToken
 from mmsjson.errors import MMSError, TransportError, api_error_from_code
+from mmsjson.flavours.base import Answer
 from mmsjson.journal import SENDING, BulkJournal, JournalEntry, job_key
-from mmsjson.models import MMS, BulkJob, BulkOutcome, GroupResult, Outcome, OutcomeStatus
+from mmsjson.models import (
+    MMS,
+    BulkJob,
+    BulkOutcome,
+    BulkProgress,
+    GroupResult,
+    Outcome,
+    OutcomeStatus,
+    SendResult,
+)
+from mmsjson.retry import Verdict, classify
+from mmsjson.transport import PreparedRequest
 
-__all__ = ["BulkProgress", "Delivery", "group_jobs", "run_group", "stream_bulk"]
+__all__ = ["group_jobs", "run_group", "stream_bulk"]
 
-
-@define
-class Delivery:
-    """The state of one request as the client works on it, read by a bulk run that is stopping.
-
-    ``on_wire`` is true while the request may be on the wire or its outcome is being journaled:
-    such a job is awaited, never cancelled. ``before_wire`` runs (once) after the limiter lets the
-    request start and before it is written.
-    """
-
-    attempts: int = 0
-    on_wire: bool = False
-    stopping: bool = False
-    before_wire: Callable[[], Awaitable[None]] | None = None
-
-
-class Deliver(Protocol):
-    def __call__(self, body: bytes, delivery: Delivery | None = None) -> Awaitable[dict[str, Any]]:
-        ...
-
-
-@frozen(kw_only=True)
-class BulkProgress:
-    """Counts so far in a bulk run, and the outcome that was just recorded."""
-
-    started: int
-    accepted: int
-    rejected: int
-    unknown: int
-    in_flight: int
-    last: BulkOutcome
-
-    @property
-    def done(self) -> int:
-        return self.accepted + self.rejected + self.unknown
+#: Builds the request of one bulk job (the flavour's, with the client's defaults).
+Prepare = Callable[[BulkJob], PreparedRequest]
+#: Reads an accepted answer as a result (the flavour's ``send_result``).
+ReadResult = Callable[[Answer], SendResult]
 
 
 def _status_of(error: MMSError) -> OutcomeStatus:
-    if isinstance(error, TransportError) and error.outcome_unknown:
-        return OutcomeStatus.UNKNOWN
-    return OutcomeStatus.REJECTED
+    return OutcomeStatus.UNKNOWN if classify(error) is Verdict.UNKNOWN else OutcomeStatus.REJECTED
 
 
-async def _outcome(deliver: Deliver, to: str, body: bytes, delivery: Delivery) -> Outcome:
+async def _outcome(
+    pipeline: Pipeline,
+    request: PreparedRequest,
+    result: ReadResult,
+    *,
+    before_wire: Callable[[], Awaitable[None]] | None = None,
+    stop: StopToken | None = None,
+) -> Outcome:
+    to = request.recipients[0]
     try:
-        answer = await deliver(body, delivery)
+        answer, attempts = await pipeline.deliver(request, before_wire=before_wire, stop=stop)
     except MMSError as error:
-        return Outcome(
-            to=to, status=_status_of(error), error=error, attempts=delivery.attempts
-        )
+        return Outcome(to=to, status=_status_of(error), error=error, attempts=error.attempts)
     return Outcome(
-        to=to,
-        status=OutcomeStatus.ACCEPTED,
-        tracking_id=str(answer.get("tracking-id", "")),
-        attempts=delivery.attempts,
+        to=to, status=OutcomeStatus.ACCEPTED, tracking_id=result(answer).tracking_id,
+        attempts=attempts,
     )
 
 
@@ -111,19 +92,20 @@ def group_jobs(
 
 
 async def run_group(
-    deliver: Deliver,
-    requests: Sequence[tuple[str, bytes]],
+    pipeline: Pipeline,
+    requests: Sequence[PreparedRequest],
+    result: ReadResult,
     progress: Callable[[Outcome], object] | None = None,
 ) -> GroupResult:
-    """Send each ``(recipient, body)`` concurrently and collect one outcome per recipient."""
+    """Send each request concurrently and collect one outcome per recipient."""
 
-    async def one(to: str, body: bytes) -> Outcome:
-        outcome = await _outcome(deliver, to, body, Delivery())
+    async def one(request: PreparedRequest) -> Outcome:
+        outcome = await _outcome(pipeline, request, result)
         if progress is not None:
             progress(outcome)
         return outcome
 
-    outcomes = await asyncio.gather(*(one(to, body) for to, body in requests))
+    outcomes = await asyncio.gather(*(one(request) for request in requests))
     return GroupResult(outcomes=tuple(outcomes))
 
 
@@ -146,14 +128,15 @@ def _replayed(entry: JournalEntry, job: BulkJob, index: int) -> BulkOutcome:
 async def _run_job(
     index: int,
     job: BulkJob,
-    build: Callable[[BulkJob], tuple[str, bytes]],
-    deliver: Deliver,
-    delivery: Delivery,
+    prepare: Prepare,
+    pipeline: Pipeline,
+    result: ReadResult,
+    stop: StopToken,
     journal: BulkJournal | None,
     claims: dict[str, asyncio.Event],
 ) -> BulkOutcome:
     try:
-        to, body = build(job)
+        request = prepare(job)
     except MMSError as error:
         return BulkOutcome(
             to=str(job.to) if isinstance(job, BulkJob) else "?",
@@ -163,9 +146,10 @@ async def _run_job(
             index=index,
         )
     if journal is None:
-        outcome = await _outcome(deliver, to, body, delivery)
+        outcome = await _outcome(pipeline, request, result, stop=stop)
     else:
-        key = job.key or job_key(body)
+        to = request.recipients[0]
+        key = job.key or job_key(request.identity or request.body)
         while key in claims:
             await claims[key].wait()
         claims[key] = claim = asyncio.Event()
@@ -175,14 +159,13 @@ async def _run_job(
                 if entry.state == SENDING:
                     await journal.record(key, to, OutcomeStatus.UNKNOWN)
                 return _replayed(entry, job, index)
-            delivery.before_wire = partial(journal.sending, key, to)
-            outcome = await _outcome(deliver, to, body, delivery)
-            delivery.on_wire = True
+            outcome = await _outcome(
+                pipeline, request, result, before_wire=partial(journal.sending, key, to), stop=stop
+            )
             await journal.record(
                 key, to, outcome.status, tracking_id=outcome.tracking_id, error=outcome.error
             )
         finally:
-            delivery.on_wire = False
             del claims[key]
             claim.set()
     return BulkOutcome(
@@ -212,24 +195,22 @@ class _Tally:
             )
 
 
-async def _drain(pending: dict[asyncio.Task[BulkOutcome], Delivery], tally: _Tally) -> None:
+async def _drain(pending: set[asyncio.Task[BulkOutcome]], stop: StopToken, tally: _Tally) -> None:
     """Stop a run: drop what has not been sent, await what is on the wire and record it."""
-    for task, delivery in pending.items():
-        delivery.stopping = True
-        if not delivery.on_wire:
-            task.cancel()
+    stop.stop()
     while pending:
         done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
-            del pending[task]
+            pending.discard(task)
             if not task.cancelled():
                 tally.record(task.result(), len(pending))
 
 
 async def stream_bulk(
     jobs: Iterable[BulkJob] | AsyncIterable[BulkJob],
-    build: Callable[[BulkJob], tuple[str, bytes]],
-    deliver: Deliver,
+    prepare: Prepare,
+    pipeline: Pipeline,
+    result: ReadResult,
     *,
     max_pending: int,
     progress: Callable[[BulkProgress], object] | None = None,
@@ -239,7 +220,8 @@ async def stream_bulk(
     if max_pending < 1:
         raise ValueError("max_pending must be at least 1")
     tally = _Tally(progress)
-    pending: dict[asyncio.Task[BulkOutcome], Delivery] = {}
+    stop = StopToken()
+    pending: set[asyncio.Task[BulkOutcome]] = set()
     claims: dict[str, asyncio.Event] = {}
     source = _jobs_of(jobs)
     exhausted = False
@@ -251,23 +233,21 @@ async def stream_bulk(
                 except StopAsyncIteration:
                     exhausted = True
                     break
-                delivery = Delivery()
-                task = asyncio.create_task(
-                    _run_job(tally.started, job, build, deliver, delivery, journal, claims)
-                )
-                pending[task] = delivery
+                pending.add(asyncio.create_task(
+                    _run_job(tally.started, job, prepare, pipeline, result, stop, journal, claims)
+                ))
                 tally.started += 1
             if not pending:
                 return
             done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
-                del pending[task]
+                pending.discard(task)
                 outcome = task.result()
                 tally.record(outcome, len(pending))
                 yield outcome
     finally:
         if pending:
-            await _drain(pending, tally)
+            await _drain(pending, stop, tally)
 
 
 async def _jobs_of(jobs: Iterable[BulkJob] | AsyncIterable[BulkJob]) -> AsyncIterator[BulkJob]:

@@ -1,4 +1,7 @@
-"""The wire format: models to request JSON and response JSON to results, with one cattrs converter.
+"""The JSON flavour: the MMS JSON API's wire format, with one cattrs converter, and its requests.
+
+Models become request JSON and answers become results. The API key travels in the ``x-api-key``
+header, one recipient per request.
 
 Field names become the API's hyphenated names (``fallback_sms_text`` -> ``fallback-sms-text``,
 ``slides`` -> ``slide``, ``expires_at`` -> ``mms-expiry-timestamp``), unset fields are left out and
@@ -9,9 +12,11 @@ call is slow and leaks memory.
 from __future__ import annotations
 
 import json
+import re
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 import cattrs
 from cattrs.errors import ForbiddenExtraKeysError
@@ -24,7 +29,9 @@ from mmsjson.errors import (
     api_error_from_code,
     api_error_from_http,
 )
+from mmsjson.flavours.base import Answer, SendSavedOptions, check_api_key
 from mmsjson.models import (
+    MEDIA_KINDS,
     MMS,
     Media,
     SaveResult,
@@ -36,9 +43,12 @@ from mmsjson.models import (
     check_subject,
 )
 from mmsjson.numbers import normalize_number, normalize_sender
+from mmsjson.transport import USER_AGENT, PreparedRequest, RawResponse, check_base_url
 
 __all__ = [
+    "DEFAULT_BASE_URL",
     "ENVELOPE_KEYS",
+    "JsonFlavour",
     "content_fragment",
     "converter",
     "decode_answer",
@@ -55,6 +65,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+DEFAULT_BASE_URL = "https://api.ci.mblox.com/ep/v2/"
 
 #: Keys of a request document that say who sends to whom; :func:`load_mms` ignores them.
 ENVELOPE_KEYS = frozenset(
@@ -157,8 +169,8 @@ converter.register_unstructure_hook(Media, _media_dict)
 _SLIDE_RENAMES: dict[str, Any] = {
     "text": override(rename="message-text", omit_if_default=True),
     **{
-        kind: override(omit_if_default=True, unstruct_hook=_media_dict)
-        for kind in ("image", "audio", "video", "contact", "calendar", "pdf", "excel")
+        name: override(rename=kind.json_key, omit_if_default=True, unstruct_hook=_media_dict)
+        for name, kind in MEDIA_KINDS.items()
     },
 }
 _unstructure_slide = make_dict_unstructure_fn(
@@ -291,15 +303,36 @@ def join_body(envelope: Mapping[str, Any], fragment: bytes) -> bytes:
 _UNKNOWN_STATUSES = frozenset({500, 502, 504})
 
 
-def decode_answer(status: int, body: bytes, retry_after: float | None = None) -> dict[str, Any]:
+_SECONDS_APART = re.compile(r"(\d+(?:\.\d+)?)\s*(?:s\b|sec|second)", re.IGNORECASE)
+
+
+def _stated_wait(code: str, info: str | None) -> float | None:
+    """The wait an E106 answer states ("calls must be at least X seconds apart"), if it does."""
+    if code != "E106" or not info:
+        return None
+    found = _SECONDS_APART.search(info)
+    return float(found.group(1)) if found else None
+
+
+def decode_answer(
+    status: int, body: bytes, retry_after: float | None = None, *, truncated: bool = False
+) -> dict[str, Any]:
     """The API's ``status: success`` answer, or the error it stands for.
 
     A ``failure`` answer raises the :class:`ApiError` for its code. An HTTP error without a JSON
     answer raises by status: 429 and 503 as retryable, 500/502/504 as :class:`TransportError` with
-    an unknown outcome (a gateway may have passed the request on), other 4xx as not accepted.
+    an unknown outcome (a gateway may have passed the request on), other 4xx as not accepted. An
+    answer cut off at the transport's cap is read only for an error's message: a 2xx one is an
+    unknown outcome, whatever its start says.
     """
+    if truncated and 200 <= status < 300:
+        raise TransportError(
+            f"HTTP {status} with an answer over the size limit; the API's answers are small",
+            outcome_unknown=True,
+            http_status=status,
+        )
     try:
-        payload: Any = json.loads(body)
+        payload: Any = None if truncated else json.loads(body)
     except ValueError:
         payload = None
     if isinstance(payload, dict) and isinstance(payload.get("status"), str):
@@ -316,6 +349,10 @@ def decode_answer(status: int, body: bytes, retry_after: float | None = None) ->
                 response=payload,
             )
             error.retry_after = retry_after
+            if error.code is not None:
+                stated = _stated_wait(error.code, error.info)
+                if stated is not None:
+                    error.retry_after = max(stated, retry_after or 0.0)
             raise error
     text = body.decode("utf-8", "replace")
     if 200 <= status < 300 or status in _UNKNOWN_STATUSES or status >= 505:
@@ -474,3 +511,100 @@ def send_saved_request(
             for number, text in sorted(custom_texts.items())
         ]
     return payload
+
+
+_FRAGMENT_CACHE_SIZE = 32
+
+
+class JsonFlavour:
+    """The MMS JSON API: one JSON document per request, the key in the ``x-api-key`` header.
+
+    The content of a message is encoded once per :class:`MMS` object and spliced into the request
+    of each recipient, so a group or bulk send to many people encodes its slides once.
+    """
+
+    name = "json"
+
+    def __init__(self, api_key: str, base_url: str = DEFAULT_BASE_URL) -> None:
+        self.base_url = check_base_url(base_url)
+        self._headers = {
+            "x-api-key": check_api_key(api_key),
+            "Content-Type": "application/json; charset=utf-8",
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+        self._fragments: OrderedDict[int, tuple[MMS, bytes]] = OrderedDict()
+
+    def __repr__(self) -> str:
+        return f"<JsonFlavour {self.base_url}>"
+
+    def _fragment(self, mms: MMS) -> bytes:
+        cached = self._fragments.get(id(mms))
+        if cached is not None and cached[0] is mms:
+            self._fragments.move_to_end(id(mms))
+            return cached[1]
+        fragment = content_fragment(mms)
+        self._fragments[id(mms)] = (mms, fragment)
+        if len(self._fragments) > _FRAGMENT_CACHE_SIZE:
+            self._fragments.popitem(last=False)
+        return fragment
+
+    def _request(self, action: str, body: bytes, to: str | None) -> PreparedRequest:
+        return PreparedRequest(
+            url=self.base_url, body=body, headers=self._headers,
+            recipients=() if to is None else (to,), action=action,
+        )
+
+    def send(
+        self,
+        mms: MMS,
+        to: str,
+        *,
+        service_id: str | None,
+        sender: str | None,
+        to_displayonly: Sequence[str] | None = None,
+        from_mask: str | None = None,
+        client_reference: str | None = None,
+    ) -> PreparedRequest:
+        if not isinstance(mms, MMS):
+            raise ValidationError("mms", f"must be an MMS, not {type(mms).__name__}")
+        envelope = send_envelope(
+            mms, to=to, to_displayonly=to_displayonly, service_id=service_id, sender=sender,
+            from_mask=from_mask, client_reference=client_reference,
+        )
+        return self._request("sendmms", join_body(envelope, self._fragment(mms)), envelope["to"])
+
+    def save(
+        self, mms: MMS, *, name: str, client_reference: str | None = None
+    ) -> PreparedRequest:
+        if not isinstance(mms, MMS):
+            raise ValidationError("mms", f"must be an MMS, not {type(mms).__name__}")
+        body = encode(save_request(mms, name=name, client_reference=client_reference))
+        return self._request("savemms", body, None)
+
+    def send_saved(
+        self,
+        mms_id: str,
+        to: str,
+        *,
+        service_id: str | None,
+        sender: str | None,
+        to_displayonly: Sequence[str] | None = None,
+        from_mask: str | None = None,
+        client_reference: str | None = None,
+        **overrides: Unpack[SendSavedOptions],
+    ) -> PreparedRequest:
+        payload = send_saved_request(
+            mms_id, to=to, service_id=service_id, sender=sender, to_displayonly=to_displayonly,
+            from_mask=from_mask, client_reference=client_reference, **overrides,
+        )
+        return self._request("sendsavedmms", encode(payload), payload["to"])
+
+    def read(self, raw: RawResponse) -> Answer:
+        return decode_answer(raw.status, raw.body, raw.retry_after, truncated=raw.truncated)
+
+    def send_result(self, answer: Answer) -> SendResult:
+        return structure_send_result(answer)
+
+    def save_result(self, answer: Answer) -> SaveResult:
+        return structure_save_result(answer)

@@ -1,0 +1,179 @@
+"""The send pipeline every request takes: in-flight cap, limiter, transport, classify, retry.
+
+It knows nothing of wire formats (the flavour reads answers) nor of fan-out (which talks to it
+through two hooks): ``before_wire`` runs once, after the limiter let the first try start and before
+its request is written (the journal records "may be on the wire" there), and a :class:`StopToken`
+lets a stopping bulk run cancel requests that are still waiting while those on the wire finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from attrs import define
+
+from mmsjson._log import pipeline_log, transport_log
+from mmsjson.errors import ApiError, MMSError, ThroughputExceeded
+from mmsjson.flavours.base import Answer
+from mmsjson.limiting.base import Limiter
+from mmsjson.retry import RetryPolicy, Verdict, classify
+from mmsjson.transport import PreparedRequest, RawResponse, Transport
+
+__all__ = ["ClientStats", "Pipeline", "StopToken"]
+
+
+@define
+class ClientStats:
+    """Counters a user can read: requests sent, retries, and how the answers went."""
+
+    requests: int = 0
+    retries: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    unknown: int = 0
+    throttled: int = 0
+
+
+class StopToken:
+    """Stops the requests of a run that have not reached the wire; those on it finish.
+
+    :meth:`stop` cancels every request waiting for an in-flight slot, the limiter or a retry's
+    back-off, and makes later ones stop before they start. A request whose ``before_wire`` hook ran
+    is never cancelled by it, so its outcome is always learned and recorded.
+    """
+
+    __slots__ = ("_waiting", "stopped")
+
+    def __init__(self) -> None:
+        self.stopped = False
+        self._waiting: set[asyncio.Task[Any]] = set()
+
+    def stop(self) -> None:
+        self.stopped = True
+        waiting, self._waiting = self._waiting, set()
+        for task in waiting:
+            task.cancel()
+
+
+class Pipeline:
+    """Delivers prepared requests, retrying only what :func:`~mmsjson.retry.classify` allows."""
+
+    def __init__(
+        self,
+        *,
+        transport: Transport,
+        read: Callable[[RawResponse], Answer],
+        limiter: Limiter[Any] | None,
+        retry: RetryPolicy,
+        max_in_flight: int,
+        stats: ClientStats,
+    ) -> None:
+        self.transport = transport
+        self.limiter = limiter
+        self.retry = retry
+        self.stats = stats
+        self._read = read
+        self._slots = asyncio.Semaphore(max_in_flight)
+
+    async def _wait_for_start(self) -> Any:
+        await self._slots.acquire()
+        try:
+            return await self.limiter.acquire() if self.limiter is not None else None
+        except BaseException:
+            self._slots.release()
+            raise
+
+    async def deliver(
+        self,
+        request: PreparedRequest,
+        *,
+        before_wire: Callable[[], Awaitable[None]] | None = None,
+        stop: StopToken | None = None,
+    ) -> tuple[Answer, int]:
+        """Send ``request`` until accepted or :func:`classify` forbids another try.
+
+        Returns the accepted answer and the number of tries; raises the last error, its
+        ``attempts`` set. Cancelled (by the caller or ``stop``) only while waiting, never between
+        ``before_wire`` and the answer's arrival unless the caller cancels it.
+        """
+        task = asyncio.current_task() if stop is not None else None
+        attempts = 0
+        while True:
+            attempts += 1
+            if stop is not None:
+                assert task is not None
+                if stop.stopped:
+                    raise asyncio.CancelledError
+                stop._waiting.add(task)
+                try:
+                    ticket = await self._wait_for_start()
+                finally:
+                    stop._waiting.discard(task)
+            else:
+                ticket = await self._wait_for_start()
+            try:
+                if before_wire is not None:
+                    await before_wire()
+                    before_wire = None
+                self.stats.requests += 1
+                if transport_log.isEnabledFor(logging.DEBUG):
+                    transport_log.debug(
+                        "%s to %s, try %d: %s", request.action, ",".join(request.recipients),
+                        attempts, request.url,
+                    )
+                answer = self._read(await self.transport.post(request))
+            except MMSError as exc:
+                error = exc
+            else:
+                self.stats.accepted += 1
+                return answer, attempts
+            finally:
+                if ticket is not None and self.limiter is not None:
+                    self.limiter.finished(ticket)
+                self._slots.release()
+            error.attempts = attempts
+            await self._after_failure(request, error, attempts, stop, task)
+
+    async def _after_failure(
+        self,
+        request: PreparedRequest,
+        error: MMSError,
+        attempts: int,
+        stop: StopToken | None,
+        task: asyncio.Task[Any] | None,
+    ) -> None:
+        """Raise ``error`` unless the policy retries it; then wait the back-off."""
+        if isinstance(error, ThroughputExceeded):
+            self.stats.throttled += 1
+            if self.limiter is not None:
+                self.limiter.throttled()
+        if not self.retry.should_retry(error, attempts):
+            if classify(error) is Verdict.UNKNOWN:
+                self.stats.unknown += 1
+                pipeline_log.warning(
+                    "%s to %s: outcome unknown after %d tries, not resent: %s",
+                    request.action, ",".join(request.recipients), attempts, error,
+                )
+            else:
+                self.stats.rejected += 1
+            raise error
+        self.stats.retries += 1
+        retry_after = error.retry_after if isinstance(error, ApiError) else None
+        wait = self.retry.delay(attempts, retry_after)
+        pipeline_log.info(
+            "%s to %s: try %d failed (%s); retrying in %.3f s",
+            request.action, ",".join(request.recipients), attempts, error, wait,
+        )
+        if stop is not None and task is not None:
+            if stop.stopped:
+                raise error
+            stop._waiting.add(task)
+            try:
+                await asyncio.sleep(wait)
+            finally:
+                stop._waiting.discard(task)
+        else:
+            await asyncio.sleep(wait)

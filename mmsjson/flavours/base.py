@@ -1,0 +1,100 @@
+"""The wire-flavour seam: how a send, save or send-saved call becomes HTTP requests and back.
+
+A flavour knows one of the ways the API documents send an MMS: where the API key goes (a header,
+the body, a bearer token), how a message is written on the wire, how many recipients one request
+may carry, and how an answer reads as an accepted result or a typed error with its own code table.
+The send pipeline, the limiter, the retries, the fan-out and the journal know none of that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol, TypedDict, Unpack
+
+from mmsjson.errors import ValidationError
+from mmsjson.models import MMS, SaveResult, SendResult
+from mmsjson.transport import PreparedRequest, RawResponse
+
+__all__ = ["Answer", "Flavour", "SendSavedOptions", "check_api_key"]
+
+#: An accepted answer as the flavour decoded it; read it with the flavour's ``*_result`` methods.
+Answer = Mapping[str, Any]
+
+
+class SendSavedOptions(TypedDict, total=False):
+    """What a ``sendsavedmms`` call may override in the saved template."""
+
+    custom_texts: Mapping[int, str] | None
+    subject: str | None
+    fallback_sms_text: str | None
+    disable_fallback_sms: bool | None
+    disable_fallback_sms_link: bool | None
+    fallback_sms_link_expiration: datetime | None
+    expires_at: datetime | None
+
+
+class Flavour(Protocol):
+    """Builds the requests of one wire flavour and reads its answers.
+
+    ``send``, ``save`` and ``send_saved`` refuse, before any I/O, what this flavour cannot carry
+    (:class:`~mmsjson.errors.ValidationError`). ``read`` returns the accepted answer or raises the
+    :class:`~mmsjson.errors.ApiError` (or :class:`~mmsjson.errors.TransportError` when the answer
+    is not one the API gives) it stands for.
+    """
+
+    name: str
+    base_url: str
+
+    def send(
+        self,
+        mms: MMS,
+        to: str,
+        *,
+        service_id: str | None,
+        sender: str | None,
+        to_displayonly: Sequence[str] | None = None,
+        from_mask: str | None = None,
+        client_reference: str | None = None,
+    ) -> PreparedRequest: ...
+
+    def save(
+        self, mms: MMS, *, name: str, client_reference: str | None = None
+    ) -> PreparedRequest: ...
+
+    def send_saved(
+        self,
+        mms_id: str,
+        to: str,
+        *,
+        service_id: str | None,
+        sender: str | None,
+        to_displayonly: Sequence[str] | None = None,
+        from_mask: str | None = None,
+        client_reference: str | None = None,
+        **overrides: Unpack[SendSavedOptions],
+    ) -> PreparedRequest: ...
+
+    def read(self, raw: RawResponse) -> Answer: ...
+
+    def send_result(self, answer: Answer) -> SendResult: ...
+
+    def save_result(self, answer: Answer) -> SaveResult: ...
+
+
+def check_api_key(key: object) -> str:
+    """The API key without surrounding whitespace (a key read from a file ends in a newline).
+
+    A key with a control character or a space inside cannot travel in a header: it is refused
+    without being echoed.
+    """
+    if not isinstance(key, str):
+        raise ValidationError("api_key", f"must be a string, not {type(key).__name__}")
+    key = key.strip()
+    if not key:
+        raise ValidationError("api_key", "is empty")
+    if not key.isprintable() or not key.isascii() or " " in key:
+        raise ValidationError(
+            "api_key", "contains a space, a control character or a non-ASCII character (not shown)"
+        )
+    return key

@@ -1,0 +1,261 @@
+"""The transport seam: post a prepared request, get the raw answer or a classified failure.
+
+A failure is classified here by whether the request can have reached the service: a connection
+that was never made surely carried nothing (``TransportError(outcome_unknown=False)``, retryable
+unless it was a TLS failure that would fail again); a connection that broke, or an answer that did
+not arrive in time, after the request may have been written leaves the outcome unknown, and is
+not retried unless the caller opts in, because a retry could deliver the same MMS twice.
+
+Timeouts are socket-level (connect, then each read), plus one deadline for the whole answer so a
+server trickling bytes cannot hold a request forever. There is no aiohttp total timeout: it counts
+the wait for a pooled connection, and a request queued behind others must not time out before it
+was sent. The send pipeline caps requests in flight before they reach the pool.
+
+The transport never decides where the API key goes: the wire flavour puts it in the headers or the
+body of the :class:`PreparedRequest`, whose ``repr`` shows neither.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import ssl as _ssl
+from collections.abc import Mapping
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import aiohttp
+from attrs import field, frozen
+
+from mmsjson._log import transport_log
+from mmsjson._version import __version__
+from mmsjson.errors import TransportError, ValidationError
+from mmsjson.retry import parse_retry_after
+
+__all__ = [
+    "MAX_ANSWER_BYTES",
+    "AiohttpTransport",
+    "PreparedRequest",
+    "RawResponse",
+    "Transport",
+    "check_base_url",
+    "tls_context",
+]
+
+#: The most of an answer that is read; the API's answers are a few hundred bytes.
+MAX_ANSWER_BYTES = 64 * 1024
+USER_AGENT = f"mmsjson/{__version__} aiohttp/{aiohttp.__version__}"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(url: str, field: str = "base_url") -> str:
+    """``url`` if it is https, or plain http to a loopback address (a local fake server)."""
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is not None and parts.hostname and (
+        parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(parts.hostname))
+    ):
+        return url
+    raise ValidationError(
+        field, f"{url!r} must be https://, or http:// to a loopback address (127.0.0.1)"
+    )
+
+
+def tls_context() -> _ssl.SSLContext:
+    """The system's trust store, with TLS 1.2 as the oldest protocol allowed."""
+    context = _ssl.create_default_context()
+    context.minimum_version = _ssl.TLSVersion.TLSv1_2
+    return context
+
+
+@frozen(kw_only=True)
+class PreparedRequest:
+    """One HTTP request a wire flavour built: where it goes, what it carries, whom it is for.
+
+    ``recipients`` are the numbers this request delivers to (one for the JSON API, up to 1,000 for
+    an SMS REST batch), each of which gets an outcome from its answer. ``identity`` is what names
+    the request in a journal when ``body`` carries a secret; by default the body does. Neither the
+    headers nor the body appear in the ``repr``: either may hold the API key.
+    """
+
+    url: str
+    body: bytes = field(repr=False)
+    headers: Mapping[str, str] = field(repr=False)
+    recipients: tuple[str, ...]
+    action: str
+    identity: bytes | None = field(default=None, repr=False)
+
+    def json(self) -> Any:
+        """The body decoded as JSON (for tests and mock handlers)."""
+        return json.loads(self.body)
+
+
+@frozen
+class RawResponse:
+    """What came back over HTTP, before the wire flavour reads it as the API's answer.
+
+    ``truncated`` is true when the answer was longer than the transport reads
+    (:data:`MAX_ANSWER_BYTES`); ``body`` then holds its start.
+    """
+
+    status: int
+    body: bytes = b""
+    retry_after: float | None = None
+    truncated: bool = False
+
+    @classmethod
+    def from_json(
+        cls, payload: Any, status: int = 200, *, retry_after: float | None = None
+    ) -> RawResponse:
+        """An answer carrying ``payload`` as JSON (for mock transports)."""
+        return cls(status, json.dumps(payload).encode(), retry_after)
+
+
+class Transport(Protocol):
+    """Posts prepared requests. ``post`` returns the raw answer, or raises
+    :class:`~mmsjson.errors.TransportError` saying whether the request may have been accepted."""
+
+    async def post(self, request: PreparedRequest) -> RawResponse: ...
+
+    async def aclose(self) -> None: ...
+
+
+def _tls_reason(exc: BaseException, https: bool) -> str | None:
+    """What a TLS failure was about, if ``exc`` is one (aiohttp wraps them in several ways)."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        exc = exc.certificate_error
+    elif isinstance(exc, aiohttp.ClientConnectorError):
+        if https and isinstance(exc.os_error, ConnectionResetError | BrokenPipeError):
+            return (
+                "the server reset the connection during the TLS handshake; it may not offer "
+                "TLS 1.2 or newer, which the client requires"
+            )
+        exc = exc.os_error
+    if isinstance(exc, _ssl.SSLCertVerificationError):
+        detail = getattr(exc, "verify_message", None) or exc.reason or str(exc)
+        return f"the server's certificate was not accepted: {detail}"
+    if isinstance(exc, _ssl.SSLError):
+        reason = exc.reason or exc.strerror or type(exc).__name__
+        if "VERSION" in reason or "PROTOCOL" in reason:
+            return f"no TLS version both sides accept ({reason}); the client requires TLS 1.2 or newer"
+        return f"TLS failed: {reason}"
+    return None
+
+
+async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> tuple[bytes, bool]:
+    length = response.content_length
+    if length is not None and length <= cap:
+        return await response.read(), False
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_any():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > cap:
+            return b"".join(chunks)[:cap], True
+    return b"".join(chunks), False
+
+
+class AiohttpTransport:
+    """Posts prepared requests over one :class:`aiohttp.ClientSession`.
+
+    A ``session`` the caller passes in is used as it is (its connector's TLS settings included)
+    and not closed; otherwise one is created with a pool of ``pool_size`` connections and closed
+    by :meth:`aclose`. ``ssl`` is a context to use instead of the system trust store with TLS 1.2
+    or newer (e.g. one that trusts a private CA). ``answer_timeout`` bounds the whole answer,
+    headers and body (default: three read timeouts).
+    """
+
+    def __init__(
+        self,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        ssl: _ssl.SSLContext | None = None,
+        pool_size: int = 64,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 30.0,
+        answer_timeout: float | None = None,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
+    ) -> None:
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=connect_timeout, sock_read=read_timeout
+        )
+        self.answer_timeout = answer_timeout if answer_timeout is not None else 3 * read_timeout
+        self._session = session
+        self._owns_session = session is None
+        self._ssl: _ssl.SSLContext | bool = ssl if ssl is not None else (
+            True if session is not None else tls_context()
+        )
+        self._pool_size = pool_size
+        self._cap = max_answer_bytes
+
+    def __repr__(self) -> str:
+        return f"<AiohttpTransport owns_session={self._owns_session} pool={self._pool_size}>"
+
+    def _client_session(self) -> aiohttp.ClientSession:
+        if self._session is None or (self._owns_session and self._session.closed):
+            connector = aiohttp.TCPConnector(limit=self._pool_size, ssl=self._ssl)
+            self._session = aiohttp.ClientSession(connector=connector)
+        return self._session
+
+    async def aclose(self) -> None:
+        """Close the aiohttp session if this object created it."""
+        if self._owns_session and self._session is not None and not self._session.closed:
+            await self._session.close()
+
+    async def _exchange(self, request: PreparedRequest) -> RawResponse:
+        async with self._client_session().post(
+            request.url, data=request.body, headers=request.headers,
+            timeout=self._timeout, ssl=self._ssl, allow_redirects=False,
+        ) as response:
+            body, truncated = await _read_capped(response, self._cap)
+            retry_after = response.headers.get("Retry-After")
+            return RawResponse(
+                response.status, body,
+                None if retry_after is None else parse_retry_after(retry_after), truncated,
+            )
+
+    async def post(self, request: PreparedRequest) -> RawResponse:
+        """POST ``request``; raise :class:`TransportError` saying whether it may have been accepted.
+
+        The error is raised outside the handler that caught aiohttp's, so it chains nothing: an
+        aiohttp error's ``request_info`` holds the request headers, which may hold the key.
+        """
+        try:
+            async with asyncio.timeout(self.answer_timeout):
+                return await self._exchange(request)
+        except aiohttp.ClientConnectorError as exc:
+            reason = _tls_reason(exc, request.url.startswith("https:"))
+            if reason is not None:
+                error = TransportError(f"TLS handshake with the API failed: {reason}",
+                                       outcome_unknown=False, retryable=False)
+            else:
+                error = TransportError(f"could not connect to the API: {exc.os_error}",
+                                       outcome_unknown=False, retryable=True)
+        except aiohttp.ConnectionTimeoutError:
+            error = TransportError("connecting to the API timed out",
+                                   outcome_unknown=False, retryable=True)
+        except aiohttp.SocketTimeoutError:
+            error = TransportError("no answer from the API within the read timeout",
+                                   outcome_unknown=True)
+        except TimeoutError:
+            error = TransportError(
+                f"the answer did not complete within {self.answer_timeout:g} s", outcome_unknown=True
+            )
+        except aiohttp.ServerDisconnectedError:
+            error = TransportError("the API closed the connection before answering",
+                                   outcome_unknown=True)
+        except aiohttp.ClientError as exc:
+            detail = _tls_reason(exc, False) or f"{type(exc).__name__}: {exc}"
+            error = TransportError(f"the connection to the API failed: {detail}", outcome_unknown=True)
+        transport_log.debug("POST %s failed: %s", request.url, error)
+        raise error
+
