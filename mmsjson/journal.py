@@ -35,27 +35,6 @@ from mmsjson.models import OutcomeStatus
 from mmsjson.retry import Verdict, classify
 from mmsjson.store import SQLiteStore, StoreKind
 
-if sys.platform == "win32":
-    import msvcrt
-
-    def _try_lock(fd: int) -> bool:
-        os.lseek(fd, 1 << 30, os.SEEK_SET)
-        try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        except PermissionError:
-            return False
-        return True
-
-else:
-    import fcntl
-
-    def _try_lock(fd: int) -> bool:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
-
 __all__ = ["JOURNAL_KIND", "SENDING", "BulkJournal", "JournalEntry", "job_key"]
 
 _SCHEMA = """
@@ -110,6 +89,28 @@ def _info(error: MMSError | None) -> str | None:
     return None if error is None else str(error)
 
 
+if sys.platform == "win32":
+    import msvcrt
+
+    def _try_lock(fd: int) -> bool:
+        os.lseek(fd, 1 << 30, os.SEEK_SET)
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except PermissionError:
+            return False
+        return True
+
+else:
+    import fcntl
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+
 class _RunLock:
     """One run's exclusive hold on a journal: an OS lock on ``<journal>.lock``, naming its holder.
 
@@ -149,14 +150,16 @@ class BulkJournal:
 
     Raises :class:`~mmsjson.errors.JournalBusy` when another run (in this process or another) has
     the journal open, and :class:`~mmsjson.errors.JournalError` when ``path`` is not a journal.
-    Close it (or use ``with``) to let the next run have it.
+    Close it (or use ``with``) to let the next run have it. A write that cannot get SQLite's write
+    lock (some other program has the file open for writing) within ``busy_timeout`` seconds fails
+    with :class:`sqlite3.OperationalError`, which stops the run; nothing waits forever.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
         self.path = os.fspath(path)
         self._lock = _RunLock(self.path)
         try:
-            self._store = SQLiteStore(self.path, _SCHEMA, kind=JOURNAL_KIND)
+            self._store = SQLiteStore(self.path, _SCHEMA, kind=JOURNAL_KIND, busy_timeout=busy_timeout)
         except StoreError as exc:
             self._lock.release()
             raise JournalError(exc.path, exc.problem) from exc

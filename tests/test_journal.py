@@ -30,7 +30,7 @@ def jobs(mms: MMS, count: int) -> Iterator[BulkJob]:
         yield BulkJob(to=f"1774555{i:04d}", mms=mms)
 
 
-async def run(client: MMSClient, mms: MMS, count: int, journal: Path) -> list[Any]:
+async def run(client: MMSClient, mms: MMS, count: int, journal: Path | BulkJournal) -> list[Any]:
     return [o async for o in client.send_bulk(jobs(mms, count), journal=journal)]
 
 
@@ -210,6 +210,22 @@ async def test_a_journal_is_free_again_once_the_process_holding_it_is_killed(tmp
     holder.send_signal(signal.SIGKILL)
     await asyncio.wait_for(holder.wait(), GUARD)
     BulkJournal(journal).close()
+
+
+async def test_a_run_whose_journal_cannot_be_written_stops_with_the_error_and_sends_nothing(
+    fake: FakeMMSServer, make_client: Callable[..., MMSClient], mms: MMS, tmp_path: Path
+) -> None:
+    path = tmp_path / "run.db"
+    with BulkJournal(path, busy_timeout=0.05) as journal:
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            async with make_client() as client:
+                with pytest.raises(sqlite3.OperationalError, match="locked"):
+                    await asyncio.wait_for(run(client, mms, 5, journal), GUARD)
+        finally:
+            other.close()
+    assert len(fake.arrivals) == 0
 
 
 # -- files that are not journals ----------------------------------------------------------------
