@@ -206,7 +206,8 @@ class SQLiteStore:
 
     def _open(self, schema: str, kind: StoreKind | None, busy_timeout: float) -> sqlite3.Connection:
         try:
-            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666))
+            if self.path != ":memory:":
+                os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666))
         except OSError as exc:
             raise StoreError(self.path, f"cannot be opened: {exc.strerror}") from exc
         what = kind.name if kind is not None else "SQLite database"

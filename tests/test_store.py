@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 from collections.abc import Awaitable, Iterator
@@ -123,6 +124,22 @@ async def test_close_finishes_the_writes_queued_before_it(path: Path) -> None:
     assert await settle(*writes) == [1] * 50
     with pytest.raises(RuntimeError, match="closed"):
         await store.execute(INSERT, (0,))
+
+
+async def test_an_in_memory_store_works_and_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = SQLiteStore(":memory:", SCHEMA)
+    try:
+        assert await store.execute(INSERT, (1,)) == 1
+    finally:
+        store.close()
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_file_that_is_not_a_database_is_refused_naming_it(path: Path) -> None:
+    path.write_bytes(b"not a database, just text " * 200)
+    with pytest.raises(StoreError, match=f"^{path}: is not a SQLite database, or is damaged"):
+        SQLiteStore(path, SCHEMA)
 
 
 def test_a_negative_busy_timeout_is_refused(path: Path) -> None:
