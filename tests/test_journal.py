@@ -148,7 +148,8 @@ async def child(*args: str) -> asyncio.subprocess.Process:
 
 
 def test_a_second_journal_on_the_same_path_is_refused_while_the_first_is_open(tmp_path: Path) -> None:
-    with BulkJournal(tmp_path / "run.db"), pytest.raises(JournalBusy, match=f"in use by another run \\(pid {os.getpid()} on "):
+    mine = f"in use by another run \\(pid {os.getpid()} on "
+    with BulkJournal(tmp_path / "run.db"), pytest.raises(JournalBusy, match=mine):
         BulkJournal(tmp_path / "run.db")
 
 
