@@ -15,7 +15,10 @@ Every exception derives from :class:`MMSError`::
     │   ├── ContentError           E2xx E31x E33x E34x slide and media problems
     │   ├── TemplateError          E311, and TemplateNotFound for E241
     │   └── ServerError            E503, HTTP 503 (HTTP 503 is retryable)
-    └── TransportError             no answer: ``outcome_unknown`` says whether it may have been accepted
+    ├── TransportError             no answer: ``outcome_unknown`` says whether it may have been accepted
+    └── StoreError                 a SQLite file mmsjson keeps cannot be used (damaged, foreign, unreadable)
+        └── JournalError           the bulk journal cannot be used; nothing was sent
+            └── JournalBusy        another run holds the journal (``holder`` says who)
 
 An error code the table does not know still becomes an :class:`ApiError` with the code kept, so a
 new code on the server never crashes a client. No exception text ever contains the API key: the
@@ -34,11 +37,14 @@ __all__ = [
     "BadRequestError",
     "ContentError",
     "ERROR_CODES",
+    "JournalBusy",
+    "JournalError",
     "MMSError",
     "MediaError",
     "RecipientError",
     "SenderError",
     "ServerError",
+    "StoreError",
     "TemplateError",
     "TemplateNotFound",
     "ThroughputExceeded",
@@ -212,6 +218,40 @@ class TransportError(MMSError):
             else "the request was not sent"
         )
         super().__init__(f"{message} ({suffix})")
+
+
+class StoreError(MMSError):
+    """A SQLite file mmsjson keeps (a bulk journal, a postback store) cannot be used.
+
+    ``path`` names the file and ``problem`` says what is wrong: it cannot be opened, it is damaged
+    or not a database, it is another program's database, or a newer mmsjson wrote it. Nothing was
+    written into it.
+    """
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+class JournalError(StoreError):
+    """The bulk journal cannot be used, so the run did not start and nothing was sent."""
+
+
+class JournalBusy(JournalError):
+    """Another run holds the journal; two runs on one journal could send the same MMS twice.
+
+    ``holder`` is what the holding run wrote down about itself (pid, host, start time), or
+    ``"unknown"``.
+    """
+
+    def __init__(self, path: str, holder: str) -> None:
+        self.holder = holder
+        super().__init__(
+            path,
+            f"in use by another run ({holder}); two runs on one journal could send the same MMS "
+            "twice, so this one did not start",
+        )
 
 
 #: What each documented ``error-code`` means (``../shared/spec/status-and-postback-codes.md``).

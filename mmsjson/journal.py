@@ -10,22 +10,32 @@ jobs with the same journal:
 - never resends a job whose outcome is unknown (the answer was lost, or the process died while
   the request may have been on the wire): it is reported ``unknown`` and listed by
   :meth:`BulkJournal.unknown` for an operator to check, for example against postbacks.
+
+A journal belongs to one run at a time: opening it takes an exclusive OS lock on ``<journal>.lock``
+(released on close, and by the OS when the process dies), and a second run gets
+:class:`~mmsjson.errors.JournalBusy` saying who holds it. A file that is not a journal (damaged,
+another program's database, unreadable) gives :class:`~mmsjson.errors.JournalError` and is left as
+it is.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import socket
+import sys
 import time
+from datetime import UTC, datetime
+from types import TracebackType
 
 from attrs import frozen
 
-from mmsjson.errors import ApiError, MMSError
+from mmsjson.errors import ApiError, JournalBusy, JournalError, MMSError, StoreError
 from mmsjson.models import OutcomeStatus
 from mmsjson.retry import Verdict, classify
-from mmsjson.store import SQLiteStore
+from mmsjson.store import SQLiteStore, StoreKind
 
-__all__ = ["SENDING", "BulkJournal", "JournalEntry", "job_key"]
+__all__ = ["JOURNAL_KIND", "SENDING", "BulkJournal", "JournalEntry", "job_key"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -39,6 +49,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated_at REAL NOT NULL
 );
 """
+#: What marks a SQLite file as a bulk journal ("mmsJ"), and the version of its schema.
+JOURNAL_KIND = StoreKind(name="mmsjson bulk journal", application_id=0x6D6D734A, version=1)
 #: The state of a job whose request may be on the wire; after a crash its outcome is unknown.
 SENDING = "sending"
 
@@ -77,17 +89,104 @@ def _info(error: MMSError | None) -> str | None:
     return None if error is None else str(error)
 
 
-class BulkJournal:
-    """The SQLite journal of one bulk run (``path`` is created if missing)."""
+if sys.platform == "win32":
+    import msvcrt
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self._store = SQLiteStore(path, _SCHEMA)
+    def _try_lock(fd: int) -> bool:
+        os.lseek(fd, 1 << 30, os.SEEK_SET)
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except PermissionError:
+            return False
+        return True
+
+else:
+    import fcntl
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+
+class _RunLock:
+    """One run's exclusive hold on a journal: an OS lock on ``<journal>.lock``, naming its holder.
+
+    The lock file is never deleted (deleting it would let two runs lock two different files); the
+    OS drops the lock when the file is closed or the process dies.
+    """
+
+    def __init__(self, journal: str) -> None:
+        self.path = os.path.realpath(journal) + ".lock"
+        try:
+            self._file = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held until release
+        except OSError as exc:
+            raise JournalError(journal, f"cannot create its lock file {self.path}: {exc.strerror}") from exc
+        try:
+            locked = _try_lock(self._file.fileno())
+        except OSError as exc:
+            self._file.close()
+            raise JournalError(journal, f"cannot lock {self.path}: {exc.strerror}") from exc
+        if not locked:
+            self._file.seek(0)
+            holder = self._file.read().strip() or "unknown"
+            self._file.close()
+            raise JournalBusy(journal, holder)
+        since = datetime.now(UTC).isoformat(timespec="seconds")
+        self._file.truncate(0)
+        self._file.write(f"pid {os.getpid()} on {socket.gethostname()} since {since}\n")
+        self._file.flush()
+
+    def release(self) -> None:
+        if not self._file.closed:
+            self._file.truncate(0)
+            self._file.close()
+
+
+class BulkJournal:
+    """The SQLite journal of one bulk run (``path`` is created if missing), held by this run alone.
+
+    Raises :class:`~mmsjson.errors.JournalBusy` when another run (in this process or another) has
+    the journal open, and :class:`~mmsjson.errors.JournalError` when ``path`` is not a journal.
+    Close it (or use ``with``) to let the next run have it. A write that cannot get SQLite's write
+    lock (some other program has the file open for writing) within ``busy_timeout`` seconds fails
+    with :class:`sqlite3.OperationalError`, which stops the run; nothing waits forever.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
+        self.path = os.fspath(path)
+        self._lock = _RunLock(self.path)
+        try:
+            self._store = SQLiteStore(self.path, _SCHEMA, kind=JOURNAL_KIND, busy_timeout=busy_timeout)
+        except StoreError as exc:
+            self._lock.release()
+            raise JournalError(exc.path, exc.problem) from exc
+        except BaseException:
+            self._lock.release()
+            raise
 
     def __repr__(self) -> str:
-        return f"<BulkJournal {self._store.path}>"
+        return f"<BulkJournal {self.path}>"
+
+    def __enter__(self) -> BulkJournal:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
 
     def close(self) -> None:
-        self._store.close()
+        """Finish the writes under way, close the file and let another run have the journal."""
+        try:
+            self._store.close()
+        finally:
+            self._lock.release()
 
     async def entry(self, key: str) -> JournalEntry | None:
         rows = await self._store.fetch(

@@ -1,11 +1,18 @@
-"""A bulk run in a process of its own, for the kill test: python -m tests.bulk_child URL KEY JOURNAL N."""
+"""Journal users in a process of their own, for the tests that need a second process.
+
+python -m tests.bulk_child URL KEY JOURNAL N   run N jobs with the journal; exit 3 if it is refused
+python -m tests.bulk_child --hold JOURNAL      open the journal, print "held", keep it until stdin closes
+"""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 
-from mmsjson import MMS, BulkJob, MMSClient, Slide
+from mmsjson import MMS, BulkJob, JournalError, MMSClient, Slide
+from mmsjson.journal import BulkJournal
+
+REFUSED = 3
 
 
 async def main(url: str, key: str, journal: str, count: int) -> None:
@@ -16,5 +23,18 @@ async def main(url: str, key: str, journal: str, count: int) -> None:
             pass
 
 
+def hold(journal: str) -> None:
+    with BulkJournal(journal):
+        print("held", flush=True)
+        sys.stdin.read()
+
+
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])))
+    try:
+        if sys.argv[1] == "--hold":
+            hold(sys.argv[2])
+        else:
+            asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])))
+    except JournalError as exc:
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        sys.exit(REFUSED)
