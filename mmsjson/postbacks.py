@@ -376,7 +376,8 @@ class PostbackReceiver:
         idle_timeout: float = 15.0,
         on_event: Callable[[Postback], object] | None = None,
     ) -> None:
-        self.max_body = int(_positive("max_body", max_body))
+        _positive("max_body", max_body)
+        self.max_body = max_body
         self.body_timeout = _positive("body_timeout", body_timeout)
         self.idle_timeout = _positive("idle_timeout", idle_timeout)
         self._allowed = (
@@ -643,7 +644,7 @@ class PostbackReceiver:
         return f"http://{bound_host}:{bound_port}{path}"
 
     async def close(self) -> None:
-        """Stop serving, let callbacks finish, and close the store."""
+        """Stop serving, wait for the ``on_event`` calls under way (a stuck one holds this), close."""
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
