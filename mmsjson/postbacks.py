@@ -3,36 +3,53 @@
 The service POSTs a JSON notification for each step of a sent message (``MMS_MT``: N101, N102,
 N202, E101...), for saved templates (N003 with the ``mms-id``, E002..E004) and for inbound
 messages (``MMS_MO``, N401). It wants HTTP 200 within 10 seconds, and retries about five minutes
-later, up to 5 times, when it does not get it. So the receiver writes the raw body to a SQLite file
-(group-committed by a writer thread, never blocking the event loop), answers 200, and only then
-hands a typed event to the application. A notification delivered again has the same body: it is
-recognised by a digest of that body and answered 200 without being handed over twice.
+later, up to 5 times, when it does not get it. So the receiver reads the whole body, writes it to a
+SQLite file (group-committed by a writer thread, never blocking the event loop), answers 200, and
+only then hands a typed event to the application. A notification delivered again has the same body:
+it is recognised by a digest of that body and answered 200 without being handed over twice.
+
+Every body that could be read is kept, whatever it holds: one that is not a notification (not
+JSON, not an object, nested too deeply) is written to a table of its own, answered 400, and listed
+by :meth:`PostbackReceiver.unparsed` for an operator.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import enum
+import functools
 import hashlib
+import inspect
 import ipaddress
 import json
 import logging
 import os
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 from aiohttp import web
-from attrs import field, frozen
+from attrs import evolve, field, frozen
 
 from mmsjson.errors import TemplateError, api_error_from_code
 from mmsjson.store import SQLiteStore
 
 __all__ = [
+    "POSTBACK_CODES",
     "DeliveryEvent",
     "InboundEvent",
     "Postback",
+    "PostbackCode",
+    "PostbackOutcome",
     "PostbackReceiver",
     "TemplateEvent",
+    "UnparsedPostback",
+    "describe_code",
     "parse_postback",
 ]
 
@@ -50,12 +67,89 @@ CREATE TABLE IF NOT EXISTS postbacks (
 );
 CREATE INDEX IF NOT EXISTS postbacks_tracking ON postbacks (tracking_id);
 CREATE INDEX IF NOT EXISTS postbacks_reference ON postbacks (client_reference);
+CREATE TABLE IF NOT EXISTS unparsed_postbacks (
+    id INTEGER PRIMARY KEY,
+    digest TEXT NOT NULL UNIQUE,
+    received_at REAL NOT NULL,
+    remote TEXT,
+    problem TEXT NOT NULL,
+    body BLOB NOT NULL
+);
 """
-_TEMPLATE_CODES = frozenset({"N003", "E002", "E003", "E004"})
+
+
+class PostbackOutcome(enum.StrEnum):
+    """What a notification code says became of a message or template."""
+
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    PENDING = "pending"
+    TEMPLATE_READY = "template ready"
+    TEMPLATE_FAILED = "template failed"
+    INBOUND = "inbound"
+    UNKNOWN = "unknown"
+
+
+@frozen(kw_only=True)
+class PostbackCode:
+    """One postback code from the vendor's table: what it means and the outcome it reports."""
+
+    code: str | None
+    meaning: str
+    outcome: PostbackOutcome
+
+
+def _table(*rows: tuple[str, str, PostbackOutcome]) -> Mapping[str, PostbackCode]:
+    return MappingProxyType({
+        code: PostbackCode(code=code, meaning=meaning, outcome=outcome) for code, meaning, outcome in rows
+    })
+
+
+_O = PostbackOutcome
+POSTBACK_CODES: Mapping[str, PostbackCode] = _table(
+    ("N101", "sent; processing started", _O.PENDING),
+    ("N102", "delivered, or delivery status updated", _O.DELIVERED),
+    ("N103", "expired", _O.EXPIRED),
+    ("N202", "delivered as fallback SMS", _O.DELIVERED),
+    ("N013", "transcoding done and sending triggered", _O.PENDING),
+    ("E101", "sending failure", _O.FAILED),
+    ("E102", "delivery failed, or destination or content rejected", _O.FAILED),
+    ("E202", "fallback SMS delivery failed", _O.FAILED),
+    ("E011", "content validation failed", _O.FAILED),
+    ("E012", "audio transcoding failed; not sent", _O.FAILED),
+    ("E013", "video transcoding failed; not sent", _O.FAILED),
+    ("E999", "queue processing error", _O.FAILED),
+    ("N003", "saved template transcoded and available", _O.TEMPLATE_READY),
+    ("E002", "saved template: audio transcoding failed", _O.TEMPLATE_FAILED),
+    ("E003", "saved template: video transcoding failed", _O.TEMPLATE_FAILED),
+    ("E004", "saved template: image transcoding failed", _O.TEMPLATE_FAILED),
+    ("N401", "inbound message", _O.INBOUND),
+)
+"""The postback codes of ``spec/status-and-postback-codes.md``, by code."""
+
+_TEMPLATE_OUTCOMES = frozenset({PostbackOutcome.TEMPLATE_READY, PostbackOutcome.TEMPLATE_FAILED})
+
+
+def describe_code(code: str | None) -> PostbackCode:
+    """The table's entry for ``code``; an unknown ``E`` code is a failure, any other unknown code unknown."""
+    if code is not None and code in POSTBACK_CODES:
+        return POSTBACK_CODES[code]
+    if code is not None and code.startswith("E"):
+        return PostbackCode(code=code, meaning="unknown error code", outcome=PostbackOutcome.FAILED)
+    return PostbackCode(code=code, meaning="unknown code", outcome=PostbackOutcome.UNKNOWN)
 
 
 def _text(payload: Mapping[str, Any], key: str) -> str | None:
     value = payload.get(key)
+    return value if isinstance(value, str) else None
+
+
+def _number(payload: Mapping[str, Any], key: str) -> str | None:
+    """A phone number or short code, given as a string or (by a lax sender) as a JSON integer."""
+    value = payload.get(key)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
     return value if isinstance(value, str) else None
 
 
@@ -68,6 +162,16 @@ class Postback:
     timestamp: str | None
     raw: Mapping[str, Any] = field(repr=False, eq=False)
     id: int = 0
+
+    @property
+    def outcome(self) -> PostbackOutcome:
+        """What the code reports (see :data:`POSTBACK_CODES`)."""
+        return describe_code(self.code).outcome
+
+    @property
+    def meaning(self) -> str:
+        """The code's meaning in words, from the vendor's table."""
+        return describe_code(self.code).meaning
 
 
 @frozen(kw_only=True)
@@ -84,7 +188,8 @@ class DeliveryEvent(Postback):
 
     @property
     def failed(self) -> bool:
-        return bool(self.code and self.code.startswith("E"))
+        """True for every final failure: E-codes and N103 (expired)."""
+        return self.outcome in (PostbackOutcome.FAILED, PostbackOutcome.EXPIRED)
 
 
 @frozen(kw_only=True)
@@ -97,7 +202,11 @@ class TemplateEvent(Postback):
 
     @property
     def ready(self) -> bool:
-        return self.code == "N003"
+        return self.outcome is PostbackOutcome.TEMPLATE_READY
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome is PostbackOutcome.TEMPLATE_FAILED
 
 
 @frozen(kw_only=True)
@@ -111,6 +220,21 @@ class InboundEvent(Postback):
     subject: str | None
     files: tuple[str, ...]
     copy_to: tuple[str, ...]
+
+    @property
+    def outcome(self) -> PostbackOutcome:
+        return PostbackOutcome.INBOUND
+
+
+@frozen(kw_only=True)
+class UnparsedPostback:
+    """A body kept although it is no notification (answered 400), for an operator to inspect."""
+
+    id: int
+    received_at: datetime
+    remote: str | None
+    problem: str
+    body: bytes = field(repr=False)
 
 
 def parse_postback(payload: Mapping[str, Any], id: int = 0) -> Postback:
@@ -128,7 +252,7 @@ def parse_postback(payload: Mapping[str, Any], id: int = 0) -> Postback:
         copies = payload.get("copy-to")
         return InboundEvent(
             **common,
-            sender=_text(payload, "from"), to=_text(payload, "to"),
+            sender=_number(payload, "from"), to=_number(payload, "to"),
             keyword=_text(payload, "keyword"), operator_id=_text(payload, "operator-id"),
             subject=_text(payload, "message-subject"),
             files=tuple(
@@ -136,10 +260,11 @@ def parse_postback(payload: Mapping[str, Any], id: int = 0) -> Postback:
                 if isinstance(item, dict) and isinstance(item.get("file"), str)
             ) if isinstance(content, list) else (),
             copy_to=tuple(
-                str(item["number"]) for item in copies if isinstance(item, dict) and "number" in item
+                number for item in copies
+                if isinstance(item, dict) and (number := _number(item, "number")) is not None
             ) if isinstance(copies, list) else (),
         )
-    if code in _TEMPLATE_CODES:
+    if describe_code(code).outcome in _TEMPLATE_OUTCOMES:
         return TemplateEvent(
             **common, mms_id=_text(payload, "mms-id"),
             status_details=_text(payload, "status-details"),
@@ -147,25 +272,98 @@ def parse_postback(payload: Mapping[str, Any], id: int = 0) -> Postback:
         )
     return DeliveryEvent(
         **common,
-        to=_text(payload, "to"), sender=_text(payload, "from"), status=_text(payload, "status"),
+        to=_number(payload, "to"), sender=_number(payload, "from"), status=_text(payload, "status"),
         status_details=_text(payload, "status-details"), sent_as=_text(payload, "sent-as"),
         client_reference=_text(payload, "client-reference"), mms_id=_text(payload, "mms-id"),
     )
 
 
-def _digest(payload: Mapping[str, Any]) -> str:
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+@frozen(kw_only=True)
+class _Reading:
+    """What a body turned out to be: an event, or the problem that kept it from being one."""
+
+    digest: str
+    event: Postback | None = None
+    problem: str = ""
+
+
+def _raw_digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def _digest(payload: Mapping[str, Any], body: bytes) -> str:
+    """A digest of the JSON content, so a redelivery dedupes even if re-serialised.
+
+    Equal to the digest earlier versions stored for every body they could store, so a database
+    written by them still dedupes; the raw bytes' digest where the content cannot be serialised.
+    """
+    try:
+        canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except (RecursionError, ValueError):
+        return _raw_digest(body)
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _read_notification(body: bytes) -> _Reading:
+    """Parse ``body`` without ever raising: whatever it holds, the caller can still store it."""
+    try:
+        payload = json.loads(body)
+    except RecursionError:
+        problem = "not JSON this receiver can read: nested too deeply"
+    except json.JSONDecodeError as exc:
+        problem = f"not JSON: {exc.msg} at byte {exc.pos}"
+    except ValueError as exc:
+        problem = f"not JSON: {exc}"
+    else:
+        if not isinstance(payload, dict):
+            problem = f"not a JSON object but a {type(payload).__name__}"
+        else:
+            try:
+                return _Reading(digest=_digest(payload, body), event=parse_postback(payload))
+            except Exception as exc:
+                problem = f"not a notification: {type(exc).__name__}"
+    return _Reading(digest=_raw_digest(body), problem=problem)
+
+
+def _storable(text: str | None) -> str | None:
+    """``text`` if SQLite can hold it as TEXT (a lone surrogate cannot be encoded), else None."""
+    if text is None:
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return text
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def _positive(name: str, value: float) -> float:
+    if not value > 0:
+        raise ValueError(f"{name} must be greater than 0, got {value!r}")
+    return value
 
 
 class PostbackReceiver:
     """Receives postbacks, stores each raw body in ``path`` first, and hands typed events over.
 
-    Mount :meth:`handle` as a POST route in your own aiohttp app, or run :meth:`app`. Events come
+    Mount :meth:`handle` as a POST route in your own aiohttp app, or run :meth:`start`. Events come
     from ``async for event in receiver.events()``, from ``on_event`` (a function or coroutine
     function), and from :meth:`wait_for` / :meth:`template_id`. ``allow_from`` lists the networks
-    the service posts from (given at onboarding); others get 403. Bodies over ``max_body`` bytes
-    get 413, and anything that is not a JSON object gets 400.
+    the service posts from (given at onboarding); others get 403. A body must arrive whole within
+    ``body_timeout`` seconds (else 408, nothing stored) and be at most ``max_body`` bytes (else
+    413). A body that is no JSON object is kept for :meth:`unparsed` and answered 400. A connection
+    that has not sent a complete request head ``idle_timeout`` seconds after it opened or after its
+    last answer is closed (by :meth:`start`; pass ``keepalive_timeout`` to your own runner).
+
+    ``on_event`` never delays an answer: a plain function runs in a worker thread of its own, one
+    event at a time in the order stored; a coroutine function runs as a task. One that raises is
+    logged on the ``mmsjson.postbacks`` logger.
     """
 
     def __init__(
@@ -174,26 +372,36 @@ class PostbackReceiver:
         *,
         allow_from: Iterable[str] | None = None,
         max_body: int = 64 * 1024,
+        body_timeout: float = 10.0,
+        idle_timeout: float = 15.0,
         on_event: Callable[[Postback], object] | None = None,
     ) -> None:
-        self._store = SQLiteStore(path, _SCHEMA)
+        _positive("max_body", max_body)
+        self.max_body = max_body
+        self.body_timeout = _positive("body_timeout", body_timeout)
+        self.idle_timeout = _positive("idle_timeout", idle_timeout)
         self._allowed = (
             None if allow_from is None else tuple(ipaddress.ip_network(n, strict=False) for n in allow_from)
         )
-        self.max_body = max_body
         self._on_event = on_event
+        self._on_event_is_async = on_event is not None and (
+            inspect.iscoroutinefunction(on_event) or inspect.iscoroutinefunction(type(on_event).__call__)
+        )
+        self._worker: ThreadPoolExecutor | None = None
         self._queue: asyncio.Queue[Postback] | None = None
         self._waiters: dict[tuple[str, str], list[asyncio.Future[Postback]]] = {}
-        self._callbacks: set[asyncio.Task[object]] = set()
+        self._callbacks: set[asyncio.Future[Any]] = set()
         self._runner: web.AppRunner | None = None
+        self._store = SQLiteStore(path, _SCHEMA)
         self.stored = 0
         self.duplicates = 0
         self.refused = 0
+        self.unparsable = 0
 
     def __repr__(self) -> str:
         return (
-            f"<PostbackReceiver {self._store.path} stored={self.stored} "
-            f"duplicates={self.duplicates} refused={self.refused}>"
+            f"<PostbackReceiver {self._store.path} stored={self.stored} duplicates={self.duplicates} "
+            f"refused={self.refused} unparsable={self.unparsable}>"
         )
 
     def _allowed_remote(self, remote: str | None) -> bool:
@@ -205,39 +413,82 @@ class PostbackReceiver:
             return False
         return any(address in network for network in self._allowed)
 
-    def _refuse(self, status: int, reason: str) -> web.Response:
+    def _refuse(self, status: int, reason: str, *, close: bool = False) -> web.Response:
         self.refused += 1
-        return web.Response(status=status, text=reason)
+        response = web.Response(status=status, text=reason)
+        if close:
+            response.force_close()
+        return response
 
     async def handle(self, request: web.Request) -> web.Response:
-        """The aiohttp handler: check, store durably, answer; hand the event over afterwards."""
+        """The aiohttp handler: read whole, store durably, answer; hand the event over afterwards."""
         if not self._allowed_remote(request.remote):
             return self._refuse(403, "source address not allowed")
-        if request.content_length is not None and request.content_length > self.max_body:
-            return self._refuse(413, "body too large")
-        body = await request.content.read(self.max_body + 1)
-        if len(body) > self.max_body:
-            return self._refuse(413, "body too large")
         try:
-            payload = json.loads(body)
-        except ValueError:
-            return self._refuse(400, "body is not JSON")
-        if not isinstance(payload, dict):
-            return self._refuse(400, "body is not a JSON object")
-        stored = await self._store.fetch(
-            "INSERT INTO postbacks (digest, received_at, remote, tracking_id, client_reference, body) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(digest) DO NOTHING RETURNING id",
-            (
-                _digest(payload), time.time(), request.remote, _text(payload, "tracking-id"),
-                _text(payload, "client-reference"), body,
-            ),
-        )
-        if stored:
-            self.stored += 1
-            self._hand_over(parse_postback(payload, stored[0][0]))
-        else:
+            body = await self._read_body(request)
+        except _Refused as refusal:
+            return self._refuse(refusal.status, refusal.reason, close=True)
+        reading = _read_notification(body)
+        try:
+            row_id = await self._insert(request, body, reading)
+        except (sqlite3.Error, RuntimeError):
+            logger.exception("could not store a postback; answering 503 so the service retries it")
+            return self._refuse(503, "storage unavailable")
+        if reading.event is None:
+            if row_id is not None:
+                self.unparsable += 1
+                logger.warning(
+                    "kept unparsable postback %d from %s (%s); see PostbackReceiver.unparsed()",
+                    row_id, request.remote, reading.problem,
+                )
+            return self._refuse(400, f"body is {reading.problem}")
+        if row_id is None:
             self.duplicates += 1
+        else:
+            self.stored += 1
+            self._hand_over(evolve(reading.event, id=row_id))
         return web.Response(text="OK")
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        """The whole body, however it is split or trickled, within ``body_timeout`` seconds."""
+        if request.content_length is not None and request.content_length > self.max_body:
+            raise _Refused(413, "body too large")
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                while chunk := await request.content.readany():
+                    size += len(chunk)
+                    if size > self.max_body:
+                        raise _Refused(413, "body too large")
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise _Refused(408, "body not received in time") from None
+        except (ConnectionError, web.RequestPayloadError):
+            raise _Refused(400, "body incomplete") from None
+        return b"".join(chunks)
+
+    async def _insert(self, request: web.Request, body: bytes, reading: _Reading) -> int | None:
+        """Write ``body`` durably to its table; its row id, or None if it is there already."""
+        if reading.event is None:
+            rows = await self._store.fetch(
+                "INSERT INTO unparsed_postbacks (digest, received_at, remote, problem, body) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(digest) DO NOTHING RETURNING id",
+                (
+                    reading.digest, time.time(), request.remote,
+                    reading.problem.encode("utf-8", "backslashreplace").decode(), body,
+                ),
+            )
+        else:
+            rows = await self._store.fetch(
+                "INSERT INTO postbacks (digest, received_at, remote, tracking_id, client_reference, body) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(digest) DO NOTHING RETURNING id",
+                (
+                    reading.digest, time.time(), request.remote, _storable(reading.event.tracking_id),
+                    _storable(getattr(reading.event, "client_reference", None)), body,
+                ),
+            )
+        return int(rows[0][0]) if rows else None
 
     def _hand_over(self, event: Postback) -> None:
         if self._queue is not None:
@@ -248,16 +499,54 @@ class PostbackReceiver:
                     if not waiter.done():
                         waiter.set_result(event)
         if self._on_event is not None:
-            result = self._on_event(event)
-            if isinstance(result, Awaitable):
-                task: asyncio.Task[object] = asyncio.ensure_future(result)
-                self._callbacks.add(task)
-                task.add_done_callback(self._callback_done)
+            self._schedule_callback(self._on_event, event)
 
-    def _callback_done(self, task: asyncio.Task[object]) -> None:
+    def _schedule_callback(self, callback: Callable[[Postback], object], event: Postback) -> None:
+        """Start ``on_event`` for ``event`` without waiting for it: a task, or the worker thread."""
+        if self._on_event_is_async:
+            try:
+                result = callback(event)
+            except Exception:
+                self._log_callback_failure(event)
+                return
+            if inspect.isawaitable(result):
+                self._start_task(result, event)
+            return
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmsjson-on-event")
+        loop = asyncio.get_running_loop()
+        context = contextvars.copy_context()
+        done = loop.run_in_executor(self._worker, context.run, self._call_in_worker, callback, event, loop)
+        self._callbacks.add(done)
+        done.add_done_callback(self._callbacks.discard)
+
+    def _call_in_worker(
+        self, callback: Callable[[Postback], object], event: Postback, loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        try:
+            result = callback(event)
+        except Exception:
+            self._log_callback_failure(event)
+            return
+        if inspect.isawaitable(result):
+            loop.call_soon_threadsafe(self._start_task, result, event)
+
+    def _start_task(self, awaitable: Awaitable[object], event: Postback) -> None:
+        task = asyncio.ensure_future(awaitable)
+        self._callbacks.add(task)
+        task.add_done_callback(functools.partial(self._callback_done, event))
+
+    def _callback_done(self, event: Postback, task: asyncio.Future[Any]) -> None:
         self._callbacks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            logger.error("the on_event callback failed", exc_info=task.exception())
+            self._log_callback_failure(event, task.exception())
+
+    @staticmethod
+    def _log_callback_failure(event: Postback, error: BaseException | None = None) -> None:
+        logger.error(
+            "the on_event callback failed for postback %d (code %r); the postback is stored",
+            event.id, event.code, exc_info=error or True,
+        )
 
     def events(self) -> AsyncIterator[Postback]:
         """Each event stored from this call on, once, in the order stored."""
@@ -276,6 +565,20 @@ class PostbackReceiver:
             "SELECT id, body FROM postbacks WHERE id > ? ORDER BY id", (since_id,)
         )
         return [parse_postback(json.loads(body), row_id) for row_id, body in rows]
+
+    async def unparsed(self, since_id: int = 0) -> list[UnparsedPostback]:
+        """Every kept body after ``since_id`` that was no notification, with the reason, oldest first."""
+        rows = await self._store.fetch(
+            "SELECT id, received_at, remote, problem, body FROM unparsed_postbacks WHERE id > ? ORDER BY id",
+            (since_id,),
+        )
+        return [
+            UnparsedPostback(
+                id=row_id, received_at=datetime.fromtimestamp(received_at, UTC), remote=remote,
+                problem=problem, body=bytes(body),
+            )
+            for row_id, received_at, remote, problem, body in rows
+        ]
 
     async def wait_for(
         self,
@@ -299,7 +602,7 @@ class PostbackReceiver:
         self._waiters.setdefault(key, []).append(waiter)
         rows = await self._store.fetch(
             f"SELECT id, body FROM postbacks WHERE {column} = ? ORDER BY id LIMIT 1",  # noqa: S608
-            (key[1],),
+            (_storable(key[1]),),
         )
         if rows and not waiter.done():
             waiter.set_result(parse_postback(json.loads(rows[0][1]), rows[0][0]))
@@ -331,7 +634,9 @@ class PostbackReceiver:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0, path: str = "/postbacks") -> str:
         """Serve on ``host:port`` and return the postback URL."""
-        runner = web.AppRunner(self.app(path), access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            self.app(path), access_log=None, handle_signals=False, keepalive_timeout=self.idle_timeout,
+        )
         await runner.setup()
         await web.TCPSite(runner, host, port, backlog=1024).start()
         self._runner = runner
@@ -339,12 +644,15 @@ class PostbackReceiver:
         return f"http://{bound_host}:{bound_port}{path}"
 
     async def close(self) -> None:
-        """Stop serving, let callbacks finish, and close the store."""
+        """Stop serving, wait for the ``on_event`` calls under way (a stuck one holds this), close."""
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        if self._callbacks:
+        while self._callbacks:
             await asyncio.gather(*self._callbacks, return_exceptions=True)
+        if self._worker is not None:
+            self._worker.shutdown(wait=False)
+            self._worker = None
         self._store.close()
 
     async def __aenter__(self) -> PostbackReceiver:

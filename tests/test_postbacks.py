@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import logging
+import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +134,30 @@ async def test_what_was_stored_survives_a_restart_and_is_still_deduplicated(tmp_
         assert (second.stored, second.duplicates) == (0, 1)
 
 
+async def test_a_redelivery_serialised_differently_is_still_a_duplicate(
+    receiver: tuple[PostbackReceiver, str],
+) -> None:
+    rx, url = receiver
+    assert await post(url, json.dumps(MT).encode()) == 200
+    assert await post(url, json.dumps(dict(reversed(MT.items())), indent=2).encode()) == 200
+    assert (rx.stored, rx.duplicates) == (1, 1)
+
+
+async def test_a_postback_stored_by_version_0_1_0_is_recognised_when_delivered_again(tmp_path: Path) -> None:
+    path = tmp_path / "p.db"
+    async with PostbackReceiver(path):
+        pass
+    canonical = json.dumps(MT, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute(
+            "INSERT INTO postbacks (digest, received_at, tracking_id, body) VALUES (?, 0, 'T1', ?)",
+            (hashlib.sha256(canonical.encode()).hexdigest(), json.dumps(MT).encode()),
+        )
+    async with PostbackReceiver(path) as rx:
+        assert await post(await rx.start(), MT) == 200
+        assert (rx.stored, rx.duplicates) == (0, 1)
+
+
 async def test_waiting_for_a_tracking_id_that_already_arrived_returns_it(
     receiver: tuple[PostbackReceiver, str],
 ) -> None:
@@ -176,3 +205,84 @@ async def test_an_async_callback_gets_each_event(tmp_path: Path) -> None:
         await post(url, MT)
         await post(url, MO)
     assert [e.code for e in got] == ["N102", "N401"]
+
+
+async def test_a_blocking_sync_callback_does_not_delay_the_200(tmp_path: Path) -> None:
+    release = threading.Event()
+    released: list[bool] = []
+
+    def on_event(event: Postback) -> None:
+        released.append(release.wait(timeout=5))
+
+    async with PostbackReceiver(tmp_path / "p.db", on_event=on_event) as rx:
+        url = await rx.start()
+        assert await post(url, MT) == 200
+        release.set()
+    assert released == [True], "the callback was still waiting when the 200 arrived"
+
+
+async def test_an_async_callback_does_not_hold_the_answer(tmp_path: Path) -> None:
+    answered = asyncio.Event()
+    seen_after_answer: list[bool] = []
+
+    async def on_event(event: Postback) -> None:
+        await answered.wait()
+        seen_after_answer.append(True)
+
+    async with PostbackReceiver(tmp_path / "p.db", on_event=on_event) as rx:
+        url = await rx.start()
+        async with asyncio.timeout(10):
+            assert await post(url, MT) == 200
+        answered.set()
+    assert seen_after_answer == [True]
+
+
+async def test_sync_callbacks_get_the_events_one_at_a_time_in_the_order_stored(tmp_path: Path) -> None:
+    got: list[str | None] = []
+    threads: set[str] = set()
+
+    def on_event(event: Postback) -> None:
+        got.append(event.tracking_id)
+        threads.add(threading.current_thread().name)
+
+    async with PostbackReceiver(tmp_path / "p.db", on_event=on_event) as rx:
+        url = await rx.start()
+        async with aiohttp.ClientSession() as session:
+            for i in range(5):
+                await post(url, {**MT, "tracking-id": f"T{i}"}, session)
+    assert got == [f"T{i}" for i in range(5)]
+    assert len(threads) == 1 and threading.main_thread().name not in threads
+
+
+async def test_a_sync_callback_returning_a_coroutine_has_it_run(tmp_path: Path) -> None:
+    got: list[str | None] = []
+
+    async def record(event: Postback) -> None:
+        got.append(event.code)
+
+    async with PostbackReceiver(tmp_path / "p.db", on_event=lambda event: record(event)) as rx:
+        await post(await rx.start(), MT)
+    assert got == ["N102"]
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_a_callback_that_raises_is_logged_without_the_body_and_the_postback_still_gets_200(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, kind: str,
+) -> None:
+    def sync_callback(event: Postback) -> None:
+        raise RuntimeError("callback bug")
+
+    async def async_callback(event: Postback) -> None:
+        raise RuntimeError("callback bug")
+
+    caplog.set_level(logging.ERROR, logger="mmsjson.postbacks")
+    callback = sync_callback if kind == "sync" else async_callback
+    async with PostbackReceiver(tmp_path / "p.db", on_event=callback) as rx:
+        url = await rx.start()
+        assert [await post(url, MT), await post(url, {**MT, "tracking-id": "T2"})] == [200, 200]
+    records = [r for r in caplog.records if r.name == "mmsjson.postbacks"]
+    assert len(records) == 2
+    assert all("callback bug" in caplog.text and r.exc_info for r in records)
+    assert "postback 1 (code 'N102')" in records[0].getMessage()
+    assert MT["to"] not in caplog.text and MT["client-reference"] not in caplog.text
+    assert rx.stored == 2
