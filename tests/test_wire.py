@@ -22,7 +22,7 @@ from mmsjson.wire import (
     structure_send_result,
 )
 from tests.conftest import in_days, picture_mms
-from tests.openapi import assert_valid_request
+from tests.schema import assert_valid_request
 
 ROUTE = {"service_id": "123", "sender": "12345"}
 
