@@ -24,7 +24,7 @@ from mmsjson.wire import (
 from tests.conftest import in_days, picture_mms
 from tests.schema import assert_valid_request
 
-ROUTE = {"service_id": "123", "sender": "12345"}
+ROUTE: dict[str, Any] = {"service_id": "123", "sender": "12345"}
 
 
 def test_sendmms_is_exactly_the_documented_json() -> None:
