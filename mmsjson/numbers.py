@@ -102,7 +102,7 @@ def _sender(raw: str) -> str:
     if len(digits) < min(_SHORT_CODE_DIGITS):
         raise _Refused(
             f"{raw!r} has {len(digits)} digits; a sender is a short code of 5 or 6 digits, or a "
-            f"toll-free or 10DLC number with its country code, e.g. 18885551234"
+            "toll-free or 10DLC number with its country code, e.g. 18885551234"
         )
     problem = _plan_problem(digits)
     if problem is not None and len(digits) in _SHORT_CODE_DIGITS:
