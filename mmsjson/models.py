@@ -3,12 +3,15 @@
 Everything is a frozen attrs class checked on construction, so a message the API would reject is
 refused with a :class:`~mmsjson.errors.ValidationError` before any network I/O. A slide's rules are
 checked when it is placed in an :class:`MMS`, so the error can name its position
-(``slides[2]: video cannot share a slide with image``).
+(``slides[2]: video cannot share a slide with image``). What depends on the action is checked by
+the ``check_*`` functions when a request is built: content may be saved as a template without
+fallback text, but not sent without it (:func:`check_fallback_for_send`).
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -46,24 +49,71 @@ __all__ = [
     "check_client_reference",
     "check_custom_texts",
     "check_deadlines",
+    "check_fallback_for_send",
+    "check_from_mask",
+    "check_mms_id",
+    "check_send_saved_options",
+    "check_service_id",
     "check_subject",
+    "check_switch",
+    "check_template_name",
+    "check_text",
 ]
 
 MAX_SLIDES = 8
 MAX_TEXT_LENGTH = 5000
 MAX_SUBJECT_LENGTH = 80
 MAX_CLIENT_REFERENCE_LENGTH = 64
+MAX_FROM_MASK_LENGTH = 50
 MAX_EXPIRY = timedelta(days=3)
-MAX_LINK_EXPIRATION = timedelta(days=365)
+
+
+def _check_utf8(value: str, path: str) -> None:
+    """Refuse text that cannot travel as UTF-8 (a lone surrogate), naming where it is."""
+    if value.isascii():
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValidationError(
+            path,
+            f"has a lone surrogate U+{ord(value[exc.start]):04X} at position {exc.start}, which "
+            "cannot be encoded as UTF-8 (was it decoded with errors='surrogateescape'?)",
+        ) from None
+
+
+def _string(value: object, path: str) -> str:
+    if not isinstance(value, str):
+        raise ValidationError(path, f"must be a string, not {type(value).__name__}")
+    _check_utf8(value, path)
+    return value
+
+
+def check_text(value: object, path: str) -> None:
+    """Refuse an optional text that is not a string or cannot be encoded as UTF-8."""
+    if value is not None:
+        _string(value, path)
 
 
 _ABSOLUTE_URL = re.compile(r"https?://(?:[^\s/?#@]*@)?[^\s/?#@:]+(?::[0-9]*)?(?:[/?#]\S*)?", re.ASCII)
+#: Unicode whitespace, controls, format characters, surrogates and private use: never in a URL.
+_NOT_IN_URL = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Co"})
 
 
 def _check_url(instance: Media, attribute: attrs.Attribute[str], value: object) -> None:
-    if type(value) is str and _ABSOLUTE_URL.fullmatch(value):
-        return
     path = f"{instance.kind}.url"
+    if type(value) is str and _ABSOLUTE_URL.fullmatch(value):
+        if value.isascii() and value.isprintable():
+            return
+        _check_utf8(value, path)
+        for position, ch in enumerate(value):
+            if unicodedata.category(ch) in _NOT_IN_URL:
+                raise ValidationError(
+                    path,
+                    f"{value!r} has U+{ord(ch):04X} ({unicodedata.name(ch, 'a control character')})"
+                    f" at position {position}; percent-encode it (the service refuses such URLs)",
+                )
+        return
     if not isinstance(value, str):
         raise ValidationError(path, f"must be a URL string, not {type(value).__name__}")
     if any(ch.isspace() for ch in value):
@@ -182,11 +232,6 @@ MEDIA_KINDS: Mapping[str, MediaKind] = {
 }
 
 
-def _optional_str(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is not None and not isinstance(value, str):
-        raise ValidationError(attribute.name, f"must be a string, not {type(value).__name__}")
-
-
 @frozen(kw_only=True)
 class Slide:
     """One slide: optional text and the media that may go together.
@@ -219,6 +264,7 @@ class Slide:
                 raise ValidationError(
                     "text", f"has {len(text)} characters, at most {MAX_TEXT_LENGTH} are allowed"
                 )
+            _check_utf8(text, "text")
         media = []
         for name, kind in _SLIDE_MEDIA.items():
             item = getattr(self, name)
@@ -251,6 +297,19 @@ class Slide:
 _SLIDE_MEDIA: dict[str, type[Media]] = {name: kind.cls for name, kind in MEDIA_KINDS.items()}
 
 
+def _slide_tuple(value: Iterable[Slide]) -> tuple[Slide, ...]:
+    """The slides as a tuple: a list, a tuple or any other ordered iterable (a generator) is taken."""
+    if type(value) is tuple:
+        return value
+    if isinstance(value, Slide):
+        raise ValidationError("slides", "must be a list of slides; put the one Slide in a list")
+    if isinstance(value, str | bytes | Mapping | set | frozenset) or not isinstance(value, Iterable):
+        raise ValidationError(
+            "slides", f"must be a list of 1 to {MAX_SLIDES} slides, not {type(value).__name__}"
+        )
+    return tuple(value)
+
+
 def _check_slides(instance: MMS, attribute: attrs.Attribute[Any], value: tuple[Slide, ...]) -> None:
     if not 1 <= len(value) <= MAX_SLIDES:
         raise ValidationError(
@@ -267,8 +326,31 @@ def _check_slides(instance: MMS, attribute: attrs.Attribute[Any], value: tuple[S
             raise exc.within(f"slides[{index}]") from None
 
 
+@functools.lru_cache(maxsize=256)
+def _first_emoji(text: str) -> str | None:
+    """The first emoji in ``text``: an emoji-presentation character or sequence, or a keycap.
+
+    Characters that are emoji only when followed by U+FE0F (©, ™, ☺) are text as written, and
+    pass; with U+FE0F they are emoji. The ``emoji`` package is imported at first use.
+    """
+    import emoji  # imported at first use: it would add ~30 ms to `import mmsjson`
+
+    unqualified = emoji.STATUS["unqualified"]
+    for match in emoji.emoji_list(text):
+        found = match["emoji"]
+        status = emoji.EMOJI_DATA.get(found, {}).get("status")
+        if status != unqualified or "\u20e3" in found:
+            return str(found)
+    return None
+
+
 def check_subject(value: object, path: str = "subject") -> None:
-    """Refuse a subject the API or the carriers' MMSCs would reject (long, multi-line, emoji)."""
+    """Refuse a subject the API or the carriers' MMSCs would reject: over 80 characters, or emoji.
+
+    The limit is the OpenAPI's (40 or fewer deliver best); the emoji rule is the sendSavedMMS
+    guide's ("shouldn't contain emoji/Unicode characters": carriers' MMSCs reject them). Other
+    symbols (©, ™, °) and line breaks are not refused: no document forbids them.
+    """
     if value is None:
         return
     if not isinstance(value, str):
@@ -279,31 +361,88 @@ def check_subject(value: object, path: str = "subject") -> None:
             f"has {len(value)} characters, at most {MAX_SUBJECT_LENGTH} are allowed "
             "(40 or fewer deliver best)",
         )
-    if "\n" in value or "\r" in value:
-        raise ValidationError(path, "must be one line")
     if value.isascii():
         return
-    for ch in value:
-        if ord(ch) > 0xFFFF or unicodedata.category(ch) == "So":
-            raise ValidationError(
-                path, f"contains the symbol {ch!r}; carriers reject emoji in subjects"
-            )
+    _check_utf8(value, path)
+    found = _first_emoji(value)
+    if found is not None:
+        raise ValidationError(
+            path,
+            f"contains the emoji {found!r}; the sendSavedMMS guide says subjects must not carry "
+            "emoji, as carriers' MMSCs reject them",
+        )
 
 
 def check_client_reference(value: object, path: str = "client_reference") -> None:
     """Refuse a client reference that is not a string of at most 64 characters."""
     if value is None:
         return
-    if not isinstance(value, str):
-        raise ValidationError(path, f"must be a string, not {type(value).__name__}")
-    if len(value) > MAX_CLIENT_REFERENCE_LENGTH:
+    reference = _string(value, path)
+    if len(reference) > MAX_CLIENT_REFERENCE_LENGTH:
         raise ValidationError(
             path,
-            f"has {len(value)} characters, at most {MAX_CLIENT_REFERENCE_LENGTH} are allowed",
+            f"has {len(reference)} characters, at most {MAX_CLIENT_REFERENCE_LENGTH} are allowed",
         )
 
 
-def _check_deadline(value: datetime | None, path: str, limit: timedelta, now: datetime) -> None:
+def check_from_mask(value: object, path: str = "from_mask") -> None:
+    """Refuse an alphanumeric sender mask that is empty or over 50 characters (E115)."""
+    if value is None:
+        return
+    mask = _string(value, path)
+    if not mask.strip():
+        raise ValidationError(path, "is empty; leave it out (None) to send without a mask")
+    if len(mask) > MAX_FROM_MASK_LENGTH:
+        raise ValidationError(
+            path, f"has {len(mask)} characters, at most {MAX_FROM_MASK_LENGTH} are allowed"
+        )
+
+
+def check_service_id(value: object, path: str = "service_id") -> str:
+    """The service (campaign) id as the string the API takes; an int is written in digits."""
+    if value is None or value == "":
+        raise ValidationError(path, "is required: pass it to MMSClient or to the call")
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return str(value)
+    if not isinstance(value, str):
+        raise ValidationError(
+            path, f"must be the campaign id as a string, e.g. '12345', not {type(value).__name__}"
+        )
+    if not value.strip():
+        raise ValidationError(path, "is blank; give the campaign id, e.g. '12345'")
+    _check_utf8(value, path)
+    return value
+
+
+def check_template_name(value: object, path: str = "name") -> None:
+    """Refuse a template name that is not a non-blank string (E311: template name required)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(path, "a template needs a non-empty name")
+    _check_utf8(value, path)
+
+
+def check_mms_id(value: object, path: str = "mms_id") -> None:
+    """Refuse a template id that is not a non-blank string."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(path, "must be the template's id as a non-empty string")
+    _check_utf8(value, path)
+
+
+def check_switch(value: object, path: str) -> None:
+    """Refuse an optional switch that is not ``True``, ``False`` or ``None``."""
+    if value is not None and not isinstance(value, bool):
+        raise ValidationError(path, f"must be True, False or None, not {value!r}")
+
+
+def _one_year_after(moment: datetime) -> datetime:
+    """The same moment one calendar year later; 29 February becomes 28 February."""
+    try:
+        return moment.replace(year=moment.year + 1)
+    except ValueError:
+        return moment.replace(year=moment.year + 1, day=28)
+
+
+def _check_deadline(value: object, path: str, latest: datetime, limit: str, now: datetime) -> None:
     if value is None:
         return
     if not isinstance(value, datetime):
@@ -314,10 +453,11 @@ def _check_deadline(value: datetime | None, path: str, limit: timedelta, now: da
         )
     if value <= now:
         raise ValidationError(path, f"{value.isoformat()} is in the past")
-    if value - now > limit:
+    if value > latest:
         raise ValidationError(
-            path, f"{value.isoformat()} is more than {limit.days} days ahead; the API allows "
-            f"at most {limit.days}"
+            path,
+            f"{value.isoformat()} is more than {limit} ahead; the API allows at most {limit} "
+            f"(now: until {latest.isoformat()})",
         )
 
 
@@ -326,11 +466,15 @@ def check_deadlines(
     fallback_sms_link_expiration: datetime | None,
     now: datetime | None = None,
 ) -> None:
-    """Refuse an expiry more than 3 days ahead or a fallback link expiration beyond 1 year."""
-    now = now or datetime.now(UTC)
-    _check_deadline(expires_at, "expires_at", MAX_EXPIRY, now)
+    """Refuse an expiry more than 3 days ahead or a fallback link expiration beyond 1 year.
+
+    One year is a calendar year, so it spans 366 days when it crosses 29 February.
+    """
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    _check_deadline(expires_at, "expires_at", now + MAX_EXPIRY, "3 days", now)
     _check_deadline(
-        fallback_sms_link_expiration, "fallback_sms_link_expiration", MAX_LINK_EXPIRATION, now
+        fallback_sms_link_expiration, "fallback_sms_link_expiration", _one_year_after(now),
+        "1 year", now,
     )
 
 
@@ -340,28 +484,29 @@ def _subject(instance: object, attribute: attrs.Attribute[Any], value: object) -
 
 
 def _check_bool(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is not None and not isinstance(value, bool):
-        raise ValidationError(attribute.name, f"must be True, False or None, not {value!r}")
+    check_switch(value, attribute.name)
 
 
-def _to_tuple(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
+def _check_text(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    check_text(value, attribute.name)
 
 
 @frozen(kw_only=True)
 class MMS:
     """The content of a multimedia message: slides, subject and fallback SMS settings.
 
-    Who receives it (``to``), who sends it and the client reference are given per send.
-    ``fallback_sms_text`` is required unless ``disable_fallback_sms`` is true: it is what the
-    recipient gets when their phone or carrier cannot take MMS. ``expires_at`` (at most 3 days
-    ahead) stops delivery attempts; ``fallback_sms_link_expiration`` (at most 1 year ahead) ends
-    the fallback link. ``None`` leaves a setting to the service.
+    ``slides`` is a list (or any ordered iterable, e.g. a generator) of 1 to 8 slides, kept as a
+    tuple. Who receives it (``to``), who sends it and the client reference are given per send.
+    ``fallback_sms_text`` is what the recipient gets when their phone or carrier cannot take MMS:
+    sending the content (``sendmms``) requires it unless ``disable_fallback_sms`` is true, saving
+    it as a template does not (see :func:`check_fallback_for_send`). ``expires_at`` (at most 3
+    days ahead) stops delivery attempts; ``fallback_sms_link_expiration`` (at most 1 calendar year
+    ahead) ends the fallback link. ``None`` leaves a setting to the service.
     """
 
-    slides: tuple[Slide, ...] = field(converter=_to_tuple, validator=_check_slides)
+    slides: tuple[Slide, ...] = field(converter=_slide_tuple, validator=_check_slides)
     subject: str | None = field(default=None, validator=_subject)
-    fallback_sms_text: str | None = field(default=None, validator=_optional_str)
+    fallback_sms_text: str | None = field(default=None, validator=_check_text)
     disable_fallback_sms: bool | None = field(default=None, validator=_check_bool)
     disable_fallback_sms_link: bool | None = field(default=None, validator=_check_bool)
     fallback_sms_link_expiration: datetime | None = None
@@ -369,14 +514,24 @@ class MMS:
     cache_content: bool | None = field(default=None, validator=_check_bool)
 
     def __attrs_post_init__(self) -> None:
-        if not self.disable_fallback_sms and not self.fallback_sms_text:
-            raise ValidationError(
-                "fallback_sms_text",
-                "is required unless disable_fallback_sms=True: it is sent when the phone "
-                "cannot receive MMS",
-            )
         if self.expires_at is not None or self.fallback_sms_link_expiration is not None:
             check_deadlines(self.expires_at, self.fallback_sms_link_expiration)
+
+
+def check_fallback_for_send(mms: object) -> None:
+    """Refuse to send (``sendmms``) content without fallback text while fallback SMS is on.
+
+    The guide and the OpenAPI's sendMMS require ``fallback-sms-text`` unless
+    ``disable-fallback-sms`` is true; saving a template (``savemms``) does not require it.
+    """
+    if not isinstance(mms, MMS):
+        raise ValidationError("mms", f"must be an MMS, not {type(mms).__name__}")
+    if not mms.disable_fallback_sms and not mms.fallback_sms_text:
+        raise ValidationError(
+            "fallback_sms_text",
+            "is required to send unless disable_fallback_sms=True: it is sent when the phone "
+            "cannot receive MMS (a template may be saved without it)",
+        )
 
 
 def check_custom_texts(value: Mapping[int, str] | None, path: str = "custom_texts") -> None:
@@ -397,6 +552,34 @@ def check_custom_texts(value: Mapping[int, str] | None, path: str = "custom_text
                 f"{path}[{number}]",
                 f"has {len(text)} characters, at most {MAX_TEXT_LENGTH} are allowed",
             )
+        _check_utf8(text, f"{path}[{number}]")
+
+
+def check_send_saved_options(
+    *,
+    custom_texts: Mapping[int, str] | None = None,
+    subject: str | None = None,
+    fallback_sms_text: str | None = None,
+    disable_fallback_sms: bool | None = None,
+    disable_fallback_sms_link: bool | None = None,
+    fallback_sms_link_expiration: datetime | None = None,
+    expires_at: datetime | None = None,
+) -> None:
+    """Refuse the overrides of a ``sendsavedmms`` request that the API would refuse.
+
+    ``fallback_sms_text`` is required only when ``disable_fallback_sms=False`` is given: otherwise
+    the template's own setting and text apply (the OpenAPI's sendSavedMMS).
+    """
+    check_custom_texts(custom_texts)
+    check_subject(subject)
+    check_text(fallback_sms_text, "fallback_sms_text")
+    check_switch(disable_fallback_sms, "disable_fallback_sms")
+    check_switch(disable_fallback_sms_link, "disable_fallback_sms_link")
+    check_deadlines(expires_at, fallback_sms_link_expiration)
+    if disable_fallback_sms is False and not fallback_sms_text:
+        raise ValidationError(
+            "fallback_sms_text", "is required when disable_fallback_sms=False is given"
+        )
 
 
 @frozen(kw_only=True)
@@ -487,26 +670,47 @@ class GroupResult:
         raise KeyError(number)
 
 
-def _strings(value: Iterable[str]) -> tuple[str, ...]:
+def _participants(value: Iterable[str] | None) -> tuple[str, ...]:
+    """Display-only participants as a tuple: ``None`` is none; one string is refused, not split."""
+    if value is None:
+        return ()
+    if type(value) is tuple:
+        return value
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise ValidationError(
+            "to_displayonly",
+            f"must be a list of numbers, not {type(value).__name__}, e.g. ['17745550002']",
+        )
     return tuple(value)
+
+
+def _of_type(kind: type | tuple[type, ...], words: str) -> Any:
+    def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is not None and not isinstance(value, kind):
+            raise ValidationError(attribute.name, f"must be {words}, not {type(value).__name__}")
+
+    return check
 
 
 @frozen(kw_only=True)
 class BulkJob:
     """One request of a bulk run: a recipient and either content or a saved template's id.
 
-    Jobs are checked when the run reaches them; a bad job gets a ``rejected`` outcome carrying a
+    Wrong types (a list as ``to``, a number as ``mms_id``) are refused on construction. The rest is
+    checked when the run reaches the job; a bad job gets a ``rejected`` outcome carrying a
     :class:`ValidationError` and the run goes on. ``key`` identifies the job in a journal; by
     default it is derived from the recipient and content.
     """
 
-    to: str
-    mms: MMS | None = None
-    mms_id: str | None = None
-    to_displayonly: tuple[str, ...] = field(default=(), converter=_strings)
-    client_reference: str | None = None
-    custom_texts: Mapping[int, str] | None = None
-    key: str | None = None
+    to: str = field(validator=_of_type(str, "a phone number as a string"))
+    mms: MMS | None = field(default=None, validator=_of_type(MMS, "an MMS"))
+    mms_id: str | None = field(default=None, validator=_of_type(str, "the template's id as a string"))
+    to_displayonly: tuple[str, ...] = field(default=(), converter=_participants)
+    client_reference: str | None = field(default=None, validator=_of_type(str, "a string"))
+    custom_texts: Mapping[int, str] | None = field(
+        default=None, validator=_of_type(Mapping, "a mapping of slide numbers to texts")
+    )
+    key: str | None = field(default=None, validator=_of_type(str, "a string"))
 
 
 @frozen(kw_only=True)

@@ -8,7 +8,7 @@ import pytest
 
 from mmsjson import MMS, Audio, Image, MMSClient, Slide
 from mmsjson.testing import FakeMMSServer
-from tests.openapi import assert_valid_request
+from tests.schema import assert_valid_request
 
 SECRET = "sk-live-0123456789abcdef-SECRET"
 

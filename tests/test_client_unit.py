@@ -25,7 +25,7 @@ from mmsjson import (
 )
 from mmsjson.testing import MockTransport
 from tests.conftest import SECRET
-from tests.openapi import assert_valid_request
+from tests.schema import assert_valid_request
 
 URL_ = "https://api.example.test/ep/v2/"
 OK = {"status": "success", "to": "17745559144", "tracking-id": "T1", "status-details": "queued"}

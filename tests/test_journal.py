@@ -292,15 +292,6 @@ def test_a_file_that_is_not_a_journal_is_refused_with_an_error_naming_it(
     assert not isinstance(refused.value, JournalBusy)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
-def test_an_unreadable_journal_is_refused_with_an_error_naming_it(tmp_path: Path) -> None:
-    path = tmp_path / "run.db"
-    BulkJournal(path).close()
-    path.chmod(0)
-    with pytest.raises(JournalError, match=f"^{re.escape(str(path))}: cannot be opened: Permission denied"):
-        BulkJournal(path)
-
-
 async def test_a_run_given_another_programs_database_sends_nothing_and_leaves_it_unchanged(
     fake: FakeMMSServer, make_client: Callable[..., MMSClient], mms: MMS, tmp_path: Path
 ) -> None:

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
+import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from mmsjson import MMS, Audio, Calendar, Contact, Image, Pdf, Slide, ValidationError, Video
+from mmsjson import MMS, Audio, BulkJob, Calendar, Contact, Image, Pdf, Slide, ValidationError, Video
+from mmsjson.flavours.json import save_request, send_request, send_saved_request
+from mmsjson.models import check_deadlines, check_fallback_for_send
 from tests.conftest import in_days, picture_mms
+from tests.schema import assert_valid_request
+
+ROUTE: dict[str, Any] = {"service_id": "123", "sender": "12345"}
 
 IMG, AUD, VID = Image("https://e.com/a.jpg"), Audio("https://e.com/a.mp3"), Video("https://e.com/v.mp4")
 CARD, CAL, PDF = Contact("https://e.com/c.vcf"), Calendar("https://e.com/c.ics"), Pdf("https://e.com/d.pdf")
@@ -116,9 +126,55 @@ def test_emoji_in_the_subject_is_refused() -> None:
         one(Slide(text="a"), subject="Sale \N{PARTY POPPER}")
 
 
-def test_fallback_text_is_required_while_fallback_is_on() -> None:
+def test_the_emoji_rule_names_the_document_it_comes_from() -> None:
+    with pytest.raises(ValidationError, match=r"^subject: contains the emoji .* sendSavedMMS guide"):
+        one(Slide(text="a"), subject="Sale \N{PARTY POPPER}")
+
+
+@pytest.mark.parametrize(
+    "emoji",
+    [
+        "1\ufe0f\u20e3",  # keycap one, fully qualified
+        "#\u20e3",  # keycap number sign, unqualified
+        "\u00a9\ufe0f",  # copyright sign in emoji presentation
+        "\u2615",  # hot beverage: emoji presentation by default
+        "\U0001f1eb\U0001f1f7",  # flag of France
+        "\U0001f44d\U0001f3fd",  # thumbs up, medium skin tone
+        "\U0001f469\u200d\U0001f4bb",  # woman technologist (ZWJ sequence)
+    ],
+)
+def test_every_kind_of_emoji_in_the_subject_is_refused(emoji: str) -> None:
+    with pytest.raises(ValidationError, match="emoji"):
+        one(Slide(text="a"), subject=f"Offer {emoji}")
+
+
+@pytest.mark.parametrize("symbol", ["\u00a9", "\u2122", "\u00b0", "\u20ac", "\u2192", "\u263a", "\u00e9"])
+def test_symbols_that_are_not_emoji_are_allowed_in_the_subject(symbol: str) -> None:
+    assert one(Slide(text="a"), subject=f"Acme{symbol} 20 off").subject == f"Acme{symbol} 20 off"
+
+
+def test_a_subject_of_several_lines_is_allowed() -> None:
+    assert one(Slide(text="a"), subject="Sale\nToday only").subject == "Sale\nToday only"
+
+
+def test_content_without_fallback_text_builds() -> None:
+    assert MMS(slides=[Slide(text="a")]).fallback_sms_text is None
+
+
+def test_sending_content_without_fallback_text_is_refused_naming_the_field() -> None:
+    with pytest.raises(ValidationError, match=r"^fallback_sms_text: is required to send"):
+        check_fallback_for_send(MMS(slides=[Slide(text="a")]))
+
+
+def test_sendmms_without_fallback_text_is_refused_before_io() -> None:
     with pytest.raises(ValidationError, match=r"^fallback_sms_text: is required"):
-        MMS(slides=[Slide(text="a")])
+        send_request(MMS(slides=[Slide(text="a")]), to="17745559144", **ROUTE)
+
+
+def test_content_without_fallback_text_can_be_saved_as_a_template() -> None:
+    payload = save_request(MMS(slides=[Slide(text="a")]), name="promo")
+    assert "fallback-sms-text" not in payload
+    assert_valid_request(payload)
 
 
 def test_fallback_text_may_be_left_out_when_fallback_is_disabled() -> None:
@@ -145,8 +201,30 @@ def test_a_naive_datetime_is_refused() -> None:
 
 
 def test_fallback_link_expiration_beyond_a_year_is_refused() -> None:
-    with pytest.raises(ValidationError, match=r"^fallback_sms_link_expiration: .* 365 days"):
-        one(Slide(text="a"), fallback_sms_link_expiration=in_days(366))
+    with pytest.raises(ValidationError, match=r"^fallback_sms_link_expiration: .* more than 1 year"):
+        one(Slide(text="a"), fallback_sms_link_expiration=in_days(367))
+
+
+def test_one_year_ahead_counts_the_leap_day() -> None:
+    now = datetime(2027, 3, 1, 12, tzinfo=UTC)
+    check_deadlines(None, datetime(2028, 3, 1, 12, tzinfo=UTC), now=now)  # 366 days
+    with pytest.raises(ValidationError, match="more than 1 year ahead"):
+        check_deadlines(None, datetime(2028, 3, 1, 12, 0, 1, tzinfo=UTC), now=now)
+
+
+def test_one_year_from_29_february_ends_on_28_february() -> None:
+    now = datetime(2028, 2, 29, 12, tzinfo=UTC)
+    check_deadlines(None, datetime(2029, 2, 28, 12, tzinfo=UTC), now=now)
+    with pytest.raises(ValidationError, match="more than 1 year ahead"):
+        check_deadlines(None, datetime(2029, 3, 1, tzinfo=UTC), now=now)
+
+
+def test_one_year_ahead_is_judged_in_utc() -> None:
+    east = timezone(timedelta(hours=14))
+    now = datetime(2027, 3, 1, 6, tzinfo=east)  # 28 February 2027, 16:00 UTC
+    check_deadlines(None, datetime(2028, 2, 28, 16, tzinfo=UTC), now=now)
+    with pytest.raises(ValidationError, match="more than 1 year ahead"):
+        check_deadlines(None, datetime(2028, 2, 28, 16, 0, 1, tzinfo=UTC), now=now)
 
 
 def test_a_switch_must_be_a_bool() -> None:
@@ -163,3 +241,301 @@ def test_models_are_frozen() -> None:
     mms = picture_mms()
     with pytest.raises(AttributeError):
         mms.subject = "changed"  # type: ignore[misc]
+
+
+# -- text that cannot be encoded as UTF-8 -------------------------------------------------------
+
+LONE = "bad\ud800text"
+
+
+@pytest.mark.parametrize(
+    ("build", "path"),
+    [
+        (lambda: one(Slide(text=LONE)), "slides[0].text"),
+        (lambda: one(Slide(text="a"), subject=LONE), "subject"),
+        (lambda: MMS(slides=[Slide(text="a")], fallback_sms_text=LONE), "fallback_sms_text"),
+        (lambda: Image(f"https://e.com/{LONE}"), "image.url"),
+        (lambda: send_request(picture_mms(), to="17745559144", client_reference=LONE, **ROUTE), "client_reference"),
+        (lambda: send_request(picture_mms(), to="17745559144", from_mask=LONE, **ROUTE), "from_mask"),
+        (lambda: save_request(picture_mms(), name=LONE), "name"),
+        (lambda: send_saved_request("1", to="17745559144", custom_texts={1: LONE}, **ROUTE), "custom_texts[1]"),
+        (lambda: send_saved_request("1", to="17745559144", fallback_sms_text=LONE, **ROUTE), "fallback_sms_text"),
+        (lambda: send_saved_request(LONE, to="17745559144", **ROUTE), "mms_id"),
+    ],
+    ids=[
+        "slide text", "subject", "fallback text", "url", "client reference", "from mask",
+        "template name", "custom text", "saved fallback text", "mms id",
+    ],
+)
+def test_text_that_cannot_be_encoded_as_utf8_is_refused_naming_the_field(
+    build: Callable[[], object], path: str
+) -> None:
+    with pytest.raises(ValidationError, match="lone surrogate U\\+D800") as info:
+        build()
+    assert info.value.path == path
+
+
+# -- wrong input types --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("slides", [None, 5, "text", b"bytes", {"text": "a"}, {Slide(text="a")}])
+def test_slides_that_are_not_a_list_are_refused_naming_the_field(slides: object) -> None:
+    with pytest.raises(ValidationError, match="^slides: must be a list"):
+        MMS(slides=slides, fallback_sms_text="x")  # type: ignore[arg-type]
+
+
+def test_one_slide_not_in_a_list_is_refused_with_a_hint() -> None:
+    with pytest.raises(ValidationError, match="put the one Slide in a list"):
+        MMS(slides=Slide(text="a"), fallback_sms_text="x")  # type: ignore[arg-type]
+
+
+def test_slides_from_a_generator_are_kept_as_a_tuple_in_order() -> None:
+    mms = MMS(slides=(Slide(text=str(i)) for i in range(3)), fallback_sms_text="x")
+    assert [s.text for s in mms.slides] == ["0", "1", "2"]
+
+
+def test_a_list_as_sender_is_refused_naming_the_field() -> None:
+    with pytest.raises(ValidationError, match="^sender: must be a phone number as a string, not list"):
+        send_request(picture_mms(), to="17745559144", service_id="1", sender=["12345"])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("others", [5, "17745550002,17745550003", {"17745550002": 1}])
+def test_display_only_participants_that_are_not_a_list_are_refused(others: object) -> None:
+    with pytest.raises(ValidationError, match="^to_displayonly: must be a list of numbers"):
+        send_request(picture_mms(), to="17745559144", to_displayonly=others, **ROUTE)  # type: ignore[arg-type]
+
+
+def test_bytes_as_from_mask_are_refused_naming_the_field() -> None:
+    with pytest.raises(ValidationError, match="^from_mask: must be a string, not bytes"):
+        send_request(picture_mms(), to="17745559144", from_mask=b"ACME", **ROUTE)  # type: ignore[arg-type]
+
+
+def test_a_from_mask_over_50_characters_is_refused() -> None:
+    with pytest.raises(ValidationError, match="^from_mask: has 51 characters"):
+        send_request(picture_mms(), to="17745559144", from_mask="M" * 51, **ROUTE)
+
+
+def test_a_bulk_job_without_display_only_participants_may_say_none() -> None:
+    assert BulkJob(to="17745559144", mms_id="1", to_displayonly=None).to_displayonly == ()
+
+
+@pytest.mark.parametrize(
+    ("fields", "path"),
+    [
+        ({"to_displayonly": 5}, "to_displayonly"),
+        ({"to_displayonly": "17745550002"}, "to_displayonly"),
+        ({"to": 17745559144}, "to"),
+        ({"mms": "not an MMS"}, "mms"),
+        ({"mms_id": 35674}, "mms_id"),
+        ({"client_reference": 7}, "client_reference"),
+        ({"custom_texts": [1]}, "custom_texts"),
+        ({"key": ["k"]}, "key"),
+    ],
+)
+def test_a_bulk_job_of_wrong_types_is_refused_naming_the_field(fields: dict[str, object], path: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        BulkJob(**{"to": "17745559144", "mms_id": "1", **fields})  # type: ignore[arg-type]
+    assert info.value.path == path
+
+
+def test_a_switch_of_a_saved_send_must_be_a_bool() -> None:
+    with pytest.raises(ValidationError, match="^disable_fallback_sms_link: must be True, False or None"):
+        send_saved_request("1", to="17745559144", disable_fallback_sms_link="no", **ROUTE)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("service_id", [[1], 1.5, True, b"123", " "])
+def test_a_service_id_that_is_not_a_campaign_id_is_refused(service_id: object) -> None:
+    with pytest.raises(ValidationError, match="^service_id: "):
+        send_request(picture_mms(), to="17745559144", service_id=service_id, sender="12345")  # type: ignore[arg-type]
+
+
+def test_a_service_id_given_as_an_int_is_written_in_digits() -> None:
+    payload = send_request(picture_mms(), to="17745559144", service_id=12345, sender="12345")  # type: ignore[arg-type]
+    assert payload["service-id"] == "12345"
+
+
+@pytest.mark.parametrize(
+    "space", ["\u00a0", "\u3000", "\u2028", "\u200b", "\u0000", "\u0085", "\ufeff"],
+    ids=["nbsp", "ideographic space", "line separator", "zero width space", "nul", "next line", "bom"],
+)
+@pytest.mark.parametrize("where", ["https://e.com/a{}b.jpg", "https://e{}.com/a.jpg", "https://e.com/a.jpg?q={}"])
+def test_a_url_with_unicode_whitespace_or_a_control_character_is_refused(space: str, where: str) -> None:
+    with pytest.raises(ValidationError, match=r"^image\.url: "):
+        Image(where.format(space))
+
+
+def test_a_url_with_non_ascii_letters_is_allowed() -> None:
+    assert Image("https://e.com/caf\u00e9.jpg").url == "https://e.com/caf\u00e9.jpg"
+
+
+# -- any input: a ValidationError or a request the schema accepts -------------------------------
+# Each example starts from valid arguments and spoils none, one or a few of them with a value of a
+# wrong type or an edge value, so both the refusals and the accepted requests are exercised.
+
+_junk: st.SearchStrategy[Any] = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8), st.binary(max_size=4),
+    st.lists(st.integers() | st.text(max_size=3), max_size=3),
+    st.dictionaries(st.integers() | st.text(max_size=2), st.text(max_size=3), max_size=2),
+    st.builds(object), st.datetimes(), st.just(IMG), st.just(Slide(text="a")),
+)
+_text = st.text(st.characters(codec="utf-8"), max_size=20)
+_edge_text = st.sampled_from(["", " ", "\N{PARTY POPPER}", "1\ufe0f\u20e3", "\u00a9 \u00b0", "a\nb", "\ud800", "x" * 5001])
+_url = st.builds(
+    "https://{}.example/{}".format,
+    st.from_regex(r"[a-z]{1,8}", fullmatch=True), st.from_regex(r"[a-z0-9._~%-]{0,12}", fullmatch=True),
+)
+_edge_url = st.sampled_from(["ftp://e.com/a", "https://e.com/a\u00a0b", "https://e.com/\u2028", "https://e.com/\x00", "/a.jpg"])
+_KINDS: dict[str, type[Any]] = {
+    "image": Image, "audio": Audio, "video": Video, "contact": Contact, "calendar": Calendar, "pdf": Pdf,
+}
+
+
+@attrs.frozen
+class _Made:
+    """A media object to construct inside the test (its constructor may refuse the url)."""
+
+    kind: str
+    url: object
+
+    def make(self) -> object:
+        return _KINDS[self.kind](self.url)
+
+
+def _made(kind: str) -> st.SearchStrategy[_Made]:
+    return st.builds(_Made, st.just(kind), _url)
+
+
+def _spoil(valid: st.SearchStrategy[dict[str, Any]], spoilers: dict[str, st.SearchStrategy[Any]]) -> Any:
+    @st.composite
+    def spoiled(draw: st.DrawFn) -> dict[str, Any]:
+        fields = draw(valid)
+        if draw(st.integers(0, 9)) < 2:
+            for name in draw(st.lists(st.sampled_from(sorted(spoilers)), min_size=1, max_size=2, unique=True)):
+                fields[name] = draw(spoilers[name])
+        return fields
+
+    return spoiled()
+
+
+_any_media = st.sampled_from(sorted(_KINDS)).flatmap(
+    lambda kind: st.builds(_Made, st.just(kind), _url | _edge_url | _junk)
+)
+_slide_spec = _spoil(
+    st.one_of(
+        st.fixed_dictionaries({"text": _text.filter(bool)}),
+        st.fixed_dictionaries({"image": _made("image")}, optional={"text": _text, "audio": _made("audio")}),
+        st.fixed_dictionaries({"video": _made("video")}, optional={"text": _text}),
+        st.sampled_from(["contact", "calendar", "pdf"]).flatmap(
+            lambda kind: st.fixed_dictionaries({kind: _made(kind)}, optional={"text": _text})
+        ),
+    ),
+    {"text": _edge_text | _junk, **{kind: _any_media | _junk for kind in _KINDS}},
+)
+_switch = st.none() | st.booleans()
+_mms_spec = _spoil(
+    st.fixed_dictionaries(
+        {"slides": st.lists(_slide_spec, min_size=1, max_size=8), "fallback_sms_text": _text.filter(bool)},
+        optional={
+            "subject": _text,
+            "disable_fallback_sms": _switch, "disable_fallback_sms_link": _switch, "cache_content": _switch,
+            "expires_at": st.floats(0.1, 2.9).map(in_days),
+            "fallback_sms_link_expiration": st.floats(1, 360).map(in_days),
+        },
+    ),
+    {
+        "slides": st.lists(_slide_spec, max_size=10) | st.lists(_slide_spec, max_size=2).map(iter) | _junk,
+        "subject": _edge_text | st.text(min_size=79, max_size=82) | _junk,
+        "fallback_sms_text": st.none() | _edge_text | _junk,
+        "disable_fallback_sms": _junk, "disable_fallback_sms_link": _junk, "cache_content": _junk,
+        "expires_at": st.floats(-1, 4).map(in_days) | _junk,
+        "fallback_sms_link_expiration": st.floats(-1, 370).map(in_days) | _junk,
+    },
+)
+_number = st.sampled_from(["17745559144", "+1 774 555 0002", "1 (774) 555-0003", "6834002", "442079460000"])
+_edge_number = st.sampled_from(["7745559144", "1234", "0044207946000", "+", "1774555914412345", "1774\ud800"])
+_route_spec = _spoil(
+    st.fixed_dictionaries(
+        {"to": _number, "service_id": st.sampled_from(["123", 123]), "sender": _number | st.just("12345")},
+        optional={
+            "to_displayonly": st.none() | st.lists(_number, max_size=3),
+            "from_mask": st.none() | st.just("ACME"),
+            "client_reference": st.none() | _text,
+        },
+    ),
+    {
+        "to": _edge_number | _junk, "service_id": _junk, "sender": _edge_number | _junk,
+        "to_displayonly": st.lists(_edge_number | _junk, min_size=1, max_size=2) | _junk,
+        "from_mask": _edge_text | st.text(min_size=50, max_size=51) | _junk,
+        "client_reference": _edge_text | st.text(min_size=64, max_size=65) | _junk,
+    },
+)
+
+
+def _build(value: Any) -> Any:
+    """Construct what a spec describes: media, then slides, then the message."""
+    if isinstance(value, _Made):
+        return value.make()
+    if isinstance(value, dict):
+        return {name: _build(item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_build(item) for item in value]
+    return value
+
+
+def _mms(spec: dict[str, Any]) -> Any:
+    slides = spec.get("slides")
+    if isinstance(slides, list):
+        slides = [Slide(**_build(item)) if isinstance(item, dict) else item for item in slides]
+    return MMS(**{**_build(spec), "slides": slides})
+
+
+@settings(max_examples=300, deadline=None)
+@given(_mms_spec, _route_spec)
+def test_any_input_to_the_constructors_gives_a_validation_error_or_a_valid_request(
+    mms_spec: dict[str, Any], route: dict[str, Any]
+) -> None:
+    try:
+        payload = send_request(_mms(mms_spec), **route)
+    except ValidationError:
+        return
+    assert_valid_request(payload)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    _spoil(
+        st.fixed_dictionaries(
+            {"to": _number},
+            optional={
+                "to_displayonly": st.none() | st.lists(_number, max_size=3),
+                "client_reference": st.none() | _text,
+                "custom_texts": st.none() | st.dictionaries(st.integers(1, 8), _text, min_size=1, max_size=3),
+                "key": st.none() | _text,
+            },
+        ),
+        {
+            "to": _edge_number | _junk, "to_displayonly": _junk, "client_reference": _edge_text | _junk,
+            "custom_texts": st.dictionaries(st.integers(0, 9) | _text, _edge_text | _junk, max_size=2) | _junk,
+            "key": _junk,
+        },
+    ),
+    st.one_of(st.tuples(_mms_spec, st.none()), st.tuples(st.none(), st.sampled_from(["35674", " "]) | _junk)),
+)
+def test_any_bulk_job_gives_a_validation_error_or_a_valid_request(
+    fields: dict[str, Any], content: tuple[dict[str, Any] | None, Any]
+) -> None:
+    mms_spec, mms_id = content
+    try:
+        mms = None if mms_spec is None else _mms(mms_spec)
+        job = BulkJob(**fields, mms=mms, mms_id=mms_id)
+        route: dict[str, Any] = {
+            "to": job.to, "to_displayonly": job.to_displayonly, "client_reference": job.client_reference,
+            **ROUTE,
+        }
+        if job.mms is not None:
+            payload = send_request(job.mms, **route)
+        else:
+            payload = send_saved_request(job.mms_id, custom_texts=job.custom_texts, **route)  # type: ignore[arg-type]
+    except ValidationError:
+        return
+    assert_valid_request(payload)

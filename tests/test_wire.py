@@ -22,9 +22,9 @@ from mmsjson.flavours.json import (
     structure_send_result,
 )
 from tests.conftest import in_days, picture_mms
-from tests.openapi import assert_valid_request
+from tests.schema import assert_valid_request
 
-ROUTE = {"service_id": "123", "sender": "12345"}
+ROUTE: dict[str, Any] = {"service_id": "123", "sender": "12345"}
 
 
 def test_sendmms_is_exactly_the_documented_json() -> None:

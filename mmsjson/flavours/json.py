@@ -38,11 +38,15 @@ from mmsjson.models import (
     SendResult,
     Slide,
     check_client_reference,
-    check_custom_texts,
     check_deadlines,
-    check_subject,
+    check_fallback_for_send,
+    check_from_mask,
+    check_mms_id,
+    check_send_saved_options,
+    check_service_id,
+    check_template_name,
 )
-from mmsjson.numbers import normalize_number, normalize_sender
+from mmsjson.numbers import normalize_number, normalize_numbers, normalize_sender
 from mmsjson.transport import USER_AGENT, PreparedRequest, RawResponse, check_base_url
 
 __all__ = [
@@ -375,26 +379,23 @@ def _envelope(
     from_mask: str | None,
     client_reference: str | None,
 ) -> dict[str, Any]:
-    if not service_id:
-        raise ValidationError("service_id", "is required: pass it to MMSClient or to the call")
-    if not sender:
+    service = check_service_id(service_id)
+    if sender is None or sender == "":
         raise ValidationError("sender", "is required: pass it to MMSClient or to the call")
     check_client_reference(client_reference)
+    check_from_mask(from_mask)
     recipient = normalize_number(to, field="to")
     payload: dict[str, Any] = {
         "action": action,
-        "service-id": str(service_id),
+        "service-id": service,
         "to": recipient,
         "from": normalize_sender(sender, field="sender"),
     }
-    if to_displayonly:
-        others = [
-            normalize_number(n, field=f"to_displayonly[{i}]") for i, n in enumerate(to_displayonly)
-        ]
-        if recipient in others:
-            raise ValidationError("to_displayonly", f"lists the recipient {recipient} too")
-        if others:
-            payload["to-displayonly"] = ",".join(others)
+    others = normalize_numbers(to_displayonly, field="to_displayonly")
+    if recipient in others:
+        raise ValidationError("to_displayonly", f"lists the recipient {recipient} too")
+    if others:
+        payload["to-displayonly"] = ",".join(others)
     if from_mask is not None:
         payload["from-mask"] = from_mask
     if client_reference is not None:
@@ -413,6 +414,7 @@ def send_envelope(
     client_reference: str | None = None,
 ) -> dict[str, Any]:
     """The ``sendmms`` request for one recipient, without the content (see :func:`join_body`)."""
+    check_fallback_for_send(mms)
     if mms.expires_at is not None or mms.fallback_sms_link_expiration is not None:
         check_deadlines(mms.expires_at, mms.fallback_sms_link_expiration)
     return _envelope(
@@ -442,8 +444,9 @@ def send_request(
 
 def save_request(mms: MMS, *, name: str, client_reference: str | None = None) -> dict[str, Any]:
     """The ``savemms`` request that stores ``mms`` as a template called ``name``."""
-    if not isinstance(name, str) or not name.strip():
-        raise ValidationError("name", "a template needs a non-empty name")
+    if not isinstance(mms, MMS):
+        raise ValidationError("mms", f"must be an MMS, not {type(mms).__name__}")
+    check_template_name(name)
     check_client_reference(client_reference)
     if mms.expires_at is not None:
         raise ValidationError("expires_at", "applies to a send, not a template; give it to send_saved")
@@ -480,15 +483,13 @@ def send_saved_request(
     ``custom_texts`` maps slide numbers (from 1) to the text that replaces that slide's text;
     ``subject`` and the fallback settings override the template's.
     """
-    if not isinstance(mms_id, str) or not mms_id.strip():
-        raise ValidationError("mms_id", "must be the template's id as a non-empty string")
-    check_custom_texts(custom_texts)
-    check_subject(subject)
-    check_deadlines(expires_at, fallback_sms_link_expiration)
-    if disable_fallback_sms is False and not fallback_sms_text:
-        raise ValidationError(
-            "fallback_sms_text", "is required when disable_fallback_sms=False is given"
-        )
+    check_mms_id(mms_id)
+    check_send_saved_options(
+        custom_texts=custom_texts, subject=subject, fallback_sms_text=fallback_sms_text,
+        disable_fallback_sms=disable_fallback_sms,
+        disable_fallback_sms_link=disable_fallback_sms_link,
+        fallback_sms_link_expiration=fallback_sms_link_expiration, expires_at=expires_at,
+    )
     payload = _envelope(
         "sendsavedmms", to=to, service_id=service_id, sender=sender,
         to_displayonly=to_displayonly, from_mask=from_mask, client_reference=client_reference,

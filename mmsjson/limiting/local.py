@@ -21,7 +21,6 @@ running loop's clock, so tests drive it with a virtual-time loop instead of slee
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 from collections import deque
 
@@ -85,6 +84,7 @@ class ThroughputLimiter:
         self._limit = math.floor(self.rate)
         self._pacer = self._new_pacer()
         self._answered = asyncio.Event()
+        self._waiting_for_answer = 0
 
     @property
     def current_rate(self) -> float:
@@ -148,9 +148,14 @@ class ThroughputLimiter:
                 continue
             fastest = 0.0 if self._fastest is math.inf else self._fastest
             latest = head.at + max(0.0, self._latency_cap - fastest) + self.window
-            with contextlib.suppress(TimeoutError):
+            self._waiting_for_answer += 1
+            try:
                 async with asyncio.timeout_at(max(latest, now + _MIN_SLEEP)):
                     await self._answered.wait()
+            except TimeoutError:
+                pass
+            finally:
+                self._waiting_for_answer -= 1
         self.stats.acquired += 1
         if waited:
             self.stats.waited += 1
@@ -162,7 +167,7 @@ class ThroughputLimiter:
         latency = asyncio.get_running_loop().time() - ticket.at
         ticket.latency = latency
         self._fastest = min(self._fastest, latency)
-        if self._answered._waiters:  # type: ignore[attr-defined]
+        if self._waiting_for_answer:
             self._answered.set()
             self._answered = asyncio.Event()
 
