@@ -15,10 +15,10 @@ from collections.abc import (
     Awaitable,
     Callable,
     Iterable,
-    Mapping,
     Sequence,
 )
 from functools import partial
+from typing import Any
 
 from mmsjson._pipeline import Pipeline, StopToken
 from mmsjson.errors import MMSError, TransportError, api_error_from_code
@@ -57,10 +57,26 @@ async def _outcome(
     before_wire: Callable[[], Awaitable[None]] | None = None,
     stop: StopToken | None = None,
 ) -> Outcome:
+    """The outcome of one request; an error of ``before_wire`` (the journal) is raised, not an outcome."""
     to = request.recipients[0]
+    hook_error: BaseException | None = None
+    hook = before_wire
+    if hook is not None:
+
+        async def guarded() -> None:
+            nonlocal hook_error
+            try:
+                await hook()
+            except BaseException as exc:
+                hook_error = exc
+                raise
+
+        before_wire = guarded
     try:
         answer, attempts = await pipeline.deliver(request, before_wire=before_wire, stop=stop)
     except MMSError as error:
+        if error is hook_error:
+            raise
         return Outcome(to=to, status=_status_of(error), error=error, attempts=error.attempts)
     return Outcome(
         to=to, status=OutcomeStatus.ACCEPTED, tracking_id=result(answer).tracking_id,
@@ -68,27 +84,20 @@ async def _outcome(
     )
 
 
-def group_jobs(
-    content: MMS | str,
-    participants: Sequence[str],
-    *,
-    client_reference: str | None = None,
-    custom_texts: Mapping[int, str] | None = None,
-) -> list[BulkJob]:
-    """A group send as bulk jobs (one per participant, the others display-only), for a journal."""
-    jobs = []
-    for index, person in enumerate(participants):
-        others = (*participants[:index], *participants[index + 1:])
-        if isinstance(content, MMS):
-            jobs.append(
-                BulkJob(to=person, mms=content, to_displayonly=others, client_reference=client_reference)
-            )
-        else:
-            jobs.append(BulkJob(
-                to=person, mms_id=content, to_displayonly=others,
-                client_reference=client_reference, custom_texts=custom_texts,
-            ))
-    return jobs
+def group_jobs(content: MMS | str, participants: Sequence[str], **shared: Any) -> list[BulkJob]:
+    """A group send as bulk jobs (one per participant, the others display-only), for a journal.
+
+    ``shared`` are :class:`BulkJob` fields every job gets (``client_reference``, ``from_mask``,
+    a saved template's ``custom_texts`` or ``subject``...).
+    """
+    content_field: dict[str, Any] = {"mms" if isinstance(content, MMS) else "mms_id": content}
+    return [
+        BulkJob(
+            to=person, to_displayonly=(*participants[:index], *participants[index + 1:]),
+            **content_field, **shared,
+        )
+        for index, person in enumerate(participants)
+    ]
 
 
 async def run_group(
@@ -133,11 +142,13 @@ async def _run_job(
     result: ReadResult,
     stop: StopToken,
     journal: BulkJournal | None,
-    claims: dict[str, asyncio.Event],
 ) -> BulkOutcome:
     try:
         request = prepare(job)
-    except MMSError as error:
+    except Exception as exc:  # one bad job, whatever it holds, must not end the run
+        error = exc if isinstance(exc, MMSError) else MMSError(
+            f"the job could not be prepared: {type(exc).__name__}: {exc}"
+        )
         return BulkOutcome(
             to=str(job.to) if isinstance(job, BulkJob) else "?",
             status=OutcomeStatus.REJECTED,
@@ -150,6 +161,7 @@ async def _run_job(
     else:
         to = request.recipients[0]
         key = job.key or job_key(request.identity or request.body)
+        claims = journal.claims
         while key in claims:
             await claims[key].wait()
         claims[key] = claim = asyncio.Event()
@@ -222,7 +234,6 @@ async def stream_bulk(
     tally = _Tally(progress)
     stop = StopToken()
     pending: set[asyncio.Task[BulkOutcome]] = set()
-    claims: dict[str, asyncio.Event] = {}
     source = _jobs_of(jobs)
     exhausted = False
     try:
@@ -234,7 +245,7 @@ async def stream_bulk(
                     exhausted = True
                     break
                 pending.add(asyncio.create_task(
-                    _run_job(tally.started, job, prepare, pipeline, result, stop, journal, claims)
+                    _run_job(tally.started, job, prepare, pipeline, result, stop, journal)
                 ))
                 tally.started += 1
             if not pending:

@@ -16,7 +16,7 @@ from typing import Any
 from attrs import define
 
 from mmsjson._log import pipeline_log, transport_log
-from mmsjson.errors import ApiError, MMSError, ThroughputExceeded
+from mmsjson.errors import ApiError, MMSError, ThroughputExceeded, TransportError
 from mmsjson.flavours.base import Answer
 from mmsjson.limiting.base import Limiter
 from mmsjson.retry import RetryPolicy, Verdict, classify
@@ -96,8 +96,9 @@ class Pipeline:
         """Send ``request`` until accepted or :func:`classify` forbids another try.
 
         Returns the accepted answer and the number of tries; raises the last error, its
-        ``attempts`` set. Cancelled (by the caller or ``stop``) only while waiting, never between
-        ``before_wire`` and the answer's arrival unless the caller cancels it.
+        ``attempts`` set. An error raised by ``before_wire`` propagates as it is: the request
+        was not sent, and its outcome is not the API's. ``stop`` cancels it only while it
+        waits, never between ``before_wire`` and the answer's arrival.
         """
         task = asyncio.current_task() if stop is not None else None
         attempts = 0
@@ -124,12 +125,17 @@ class Pipeline:
                         "%s to %s, try %d: %s", request.action, ",".join(request.recipients),
                         attempts, request.url,
                     )
-                answer = self._read(await self.transport.post(request))
-            except MMSError as exc:
-                error = exc
-            else:
-                self.stats.accepted += 1
-                return answer, attempts
+                try:
+                    answer = self._read(await self.transport.post(request))
+                except MMSError as exc:
+                    error = exc
+                except Exception as exc:  # a transport or flavour bug must not lose the outcome
+                    error = TransportError(
+                        f"unexpected {type(exc).__name__} while sending", outcome_unknown=True
+                    )
+                else:
+                    self.stats.accepted += 1
+                    return answer, attempts
             finally:
                 if ticket is not None and self.limiter is not None:
                     self.limiter.finished(ticket)

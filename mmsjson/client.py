@@ -223,18 +223,20 @@ class MMSClient:
         if (job.mms is None) == (job.mms_id is None):
             raise ValidationError("job", "give exactly one of mms and mms_id")
         to = normalize_number(job.to, field="to")
-        others = list(job.to_displayonly) or None
+        routing: dict[str, Any] = {
+            "to_displayonly": list(job.to_displayonly) or None, "service_id": job.service_id,
+            "sender": job.sender, "from_mask": job.from_mask, "client_reference": job.client_reference,
+        }
+        overrides = job.template_overrides
         if job.mms is not None:
-            if job.custom_texts is not None:
-                raise ValidationError("custom_texts", "apply to a saved template (mms_id) only")
-            return self._send_request(
-                job.mms, to, to_displayonly=others, client_reference=job.client_reference
-            )
+            if overrides:
+                raise ValidationError(
+                    sorted(overrides)[0], "applies to a saved template (mms_id) only; an MMS "
+                    "carries its own"
+                )
+            return self._send_request(job.mms, to, **routing)
         assert job.mms_id is not None
-        return self._send_saved_request(
-            job.mms_id, to, to_displayonly=others, custom_texts=job.custom_texts,
-            client_reference=job.client_reference,
-        )
+        return self._send_saved_request(job.mms_id, to, **routing, **overrides)
 
     # -- single requests ---------------------------------------------------------------------------
 
@@ -314,6 +316,9 @@ class MMSClient:
         participants: Iterable[str],
         *,
         custom_texts: Mapping[int, str] | None = None,
+        subject: str | None = None,
+        fallback_sms_text: str | None = None,
+        expires_at: datetime | None = None,
         service_id: str | None = None,
         sender: str | None = None,
         from_mask: str | None = None,
@@ -325,13 +330,25 @@ class MMSClient:
         Participants are normalised and de-duplicated in the caller's order; each gets one request
         with the others in ``to-displayonly``. Every request is built and checked before the first
         is sent. One participant's failure never stops the others: each gets an outcome, which is
-        also passed to ``progress`` as it arrives.
+        also passed to ``progress`` as it arrives. ``custom_texts``, ``subject``,
+        ``fallback_sms_text`` and ``expires_at`` override a saved template's.
         """
         people = normalize_numbers(participants, field="participants")
         if not people:
             raise ValidationError("participants", "a group needs at least one participant")
-        if custom_texts is not None and isinstance(content, MMS):
-            raise ValidationError("custom_texts", "apply to a saved template (an mms-id) only")
+        overrides = {
+            name: value
+            for name, value in (
+                ("custom_texts", custom_texts), ("subject", subject),
+                ("fallback_sms_text", fallback_sms_text), ("expires_at", expires_at),
+            )
+            if value is not None
+        }
+        if overrides and isinstance(content, MMS):
+            raise ValidationError(
+                sorted(overrides)[0], "applies to a saved template (an mms-id) only; an MMS "
+                "carries its own"
+            )
         requests: list[PreparedRequest] = []
         for index, person in enumerate(people):
             others = people[:index] + people[index + 1:]
@@ -342,9 +359,7 @@ class MMSClient:
             if isinstance(content, MMS):
                 requests.append(self._send_request(content, person, **options))
             else:
-                requests.append(
-                    self._send_saved_request(content, person, custom_texts=custom_texts, **options)
-                )
+                requests.append(self._send_saved_request(content, person, **options, **overrides))
         await self._preflight(content)
         return await run_group(self._pipeline, requests, self.flavour.send_result, progress)
 

@@ -20,6 +20,7 @@ it is.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import socket
@@ -30,10 +31,10 @@ from types import TracebackType
 
 from attrs import frozen
 
+from mmsjson._store import SQLiteStore, StoreKind
 from mmsjson.errors import ApiError, JournalBusy, JournalError, MMSError, StoreError
 from mmsjson.models import OutcomeStatus
 from mmsjson.retry import Verdict, classify
-from mmsjson.store import SQLiteStore, StoreKind
 
 __all__ = ["JOURNAL_KIND", "SENDING", "BulkJournal", "JournalEntry", "job_key"]
 
@@ -166,6 +167,10 @@ class BulkJournal:
         except BaseException:
             self._lock.release()
             raise
+        #: Jobs being worked on now, by key: a second job with the same key (in this run or
+        #: another run sharing this object) waits for the first one's outcome, so a person is
+        #: sent to once.
+        self.claims: dict[str, asyncio.Event] = {}
 
     def __repr__(self) -> str:
         return f"<BulkJournal {self.path}>"

@@ -700,6 +700,10 @@ class BulkJob:
     checked when the run reaches the job; a bad job gets a ``rejected`` outcome carrying a
     :class:`ValidationError` and the run goes on. ``key`` identifies the job in a journal; by
     default it is derived from the recipient and content.
+
+    ``service_id``, ``sender`` and ``from_mask`` override the client's for this job. ``subject``,
+    ``fallback_sms_text``, ``expires_at`` and ``custom_texts`` override a saved template's
+    (``mms_id`` jobs only: content given as ``mms`` carries its own).
     """
 
     to: str = field(validator=_of_type(str, "a phone number as a string"))
@@ -711,6 +715,21 @@ class BulkJob:
         default=None, validator=_of_type(Mapping, "a mapping of slide numbers to texts")
     )
     key: str | None = field(default=None, validator=_of_type(str, "a string"))
+    service_id: str | None = field(default=None, validator=_of_type(str, "a string"))
+    sender: str | None = field(default=None, validator=_of_type(str, "a short code or number as a string"))
+    from_mask: str | None = field(default=None, validator=_of_type(str, "a string"))
+    subject: str | None = field(default=None, validator=_of_type(str, "a string"))
+    fallback_sms_text: str | None = field(default=None, validator=_of_type(str, "a string"))
+    expires_at: datetime | None = field(default=None, validator=_of_type(datetime, "a datetime"))
+
+    @property
+    def template_overrides(self) -> dict[str, Any]:
+        """The saved-template overrides this job sets (``custom_texts``, ``subject``...)."""
+        fields = {
+            "custom_texts": self.custom_texts, "subject": self.subject,
+            "fallback_sms_text": self.fallback_sms_text, "expires_at": self.expires_at,
+        }
+        return {name: value for name, value in fields.items() if value is not None}
 
 
 @frozen(kw_only=True)

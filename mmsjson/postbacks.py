@@ -36,8 +36,8 @@ from typing import Any
 from aiohttp import web
 from attrs import evolve, field, frozen
 
+from mmsjson._store import SQLiteStore
 from mmsjson.errors import TemplateError, api_error_from_code
-from mmsjson.store import SQLiteStore
 
 __all__ = [
     "POSTBACK_CODES",

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import logging
 import pickle
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+import mmsjson
 from mmsjson import (
     MMS,
+    ApiError,
     AuthError,
     BadRequestError,
+    JournalBusy,
     MMSClient,
+    MMSError,
     PreparedRequest,
     RawResponse,
     RecipientError,
     RetryPolicy,
+    StoreError,
     TemplateNotFound,
     ThroughputExceeded,
     TransportError,
@@ -313,16 +317,30 @@ async def test_each_retry_and_each_unknown_outcome_is_logged(
     assert messages[-1][:2] == ("mmsjson.pipeline", "WARNING") and "outcome unknown" in messages[-1][2]
 
 
-@pytest.mark.parametrize(
-    "make",
-    [
-        lambda: ValidationError("slides[2]", "video cannot share a slide with image"),
-        lambda: TransportError("lost", outcome_unknown=True, http_status=504),
-        lambda: TemplateNotFound("E241", "no such id", http_status=200, response={"a": 1}),
-        lambda: ThroughputExceeded(None, "slow", http_status=429, retry_after=2.0),
-    ],
+def example_of(cls: type[Exception]) -> Exception:
+    """An instance of a public exception class, built as mmsjson builds it."""
+    if issubclass(cls, ValidationError):
+        return cls("slides[2]", "video cannot share a slide with image")
+    if issubclass(cls, ApiError):
+        return cls("E241", "no such id", http_status=429, response={"a": 1}, retry_after=2.0)
+    if issubclass(cls, TransportError):
+        return cls("lost", outcome_unknown=True, http_status=504)
+    if issubclass(cls, JournalBusy):
+        return cls("run.db", "pid 7 on host since now")
+    if issubclass(cls, StoreError):
+        return cls("run.db", "is not a database")
+    return cls("something failed")
+
+
+PUBLIC_ERRORS = sorted(
+    (obj for name in mmsjson.__all__ if isinstance(obj := getattr(mmsjson, name), type)
+     and issubclass(obj, MMSError)),
+    key=lambda cls: cls.__name__,
 )
-def test_errors_survive_pickling(make: Callable[[], Exception]) -> None:
-    error = make()
+
+
+@pytest.mark.parametrize("cls", PUBLIC_ERRORS, ids=lambda cls: cls.__name__)
+def test_every_public_error_survives_pickling(cls: type[Exception]) -> None:
+    error = example_of(cls)
     copy = pickle.loads(pickle.dumps(error))  # noqa: S301 (our own bytes)
     assert (type(copy), str(copy), copy.__dict__) == (type(error), str(error), error.__dict__)

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mmsjson import (
     MMS,
     BulkJob,
+    BulkJournal,
     BulkOutcome,
     BulkProgress,
     MMSClient,
     OutcomeStatus,
+    PreparedRequest,
+    RawResponse,
     ValidationError,
 )
-from mmsjson.testing import FakeMMSServer
+from mmsjson.errors import StoreError
+from mmsjson.testing import FakeMMSServer, Handler, MockTransport
 
 PEOPLE = ["17745550001", "17745550002", "17745550003"]
 
@@ -181,6 +187,7 @@ async def test_leaving_the_loop_early_reports_what_was_sent_and_sends_no_more(
 ) -> None:
     yielded: list[BulkOutcome] = []
     reported: list[BulkOutcome] = []
+    before = asyncio.all_tasks()
     async with make_client(max_in_flight=4) as client:
         run = client.send_bulk(jobs(mms, 1000), progress=lambda p: reported.append(p.last))
         async for outcome in run:
@@ -188,8 +195,8 @@ async def test_leaving_the_loop_early_reports_what_was_sent_and_sends_no_more(
             if len(yielded) == 20:
                 break
         await run.aclose()  # type: ignore[attr-defined]
-        still_running = [t for t in asyncio.all_tasks() if t.get_coro().__name__ == "_run_job"]  # type: ignore[union-attr]
-    assert still_running == []
+        ours = [t for t in asyncio.all_tasks() - before if "mmsjson" in t.get_coro().cr_code.co_filename]  # type: ignore[union-attr]
+    assert ours == []
     assert len(fake.arrivals) == client.stats.requests
     accepted = {r.payload["client-reference"] for r in fake.accepted()}
     assert accepted == {o.job.client_reference for o in reported if o.status == "accepted"}
@@ -230,3 +237,95 @@ async def test_a_failure_for_one_job_does_not_stop_the_run(
     async with make_client(max_in_flight=1) as client:
         outcomes = [o async for o in client.send_bulk(jobs(mms, 5))]
     assert sorted(o.status for o in outcomes) == ["accepted"] * 4 + ["unknown"]
+
+
+def mocked(handler: Handler, **options: Any) -> MMSClient:
+    return MMSClient(
+        "key", service_id="1", sender="12345", throughput=None,
+        transport=MockTransport(handler), **options,
+    )
+
+
+def accept(request: PreparedRequest) -> RawResponse:
+    return RawResponse.from_json({"status": "success", "tracking-id": request.json()["to"]})
+
+
+async def test_a_job_that_cannot_be_prepared_for_any_reason_is_rejected_and_the_run_goes_on(
+    mms: MMS, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = mocked(accept)
+    prepare = client._job_request
+
+    def flaky(job: BulkJob) -> PreparedRequest:
+        if job.to.endswith("3"):
+            raise RuntimeError("a bug in a flavour")
+        return prepare(job)
+
+    monkeypatch.setattr(client, "_job_request", flaky)
+    async with client:
+        outcomes = [o async for o in client.send_bulk(jobs(mms, 5))]
+    statuses = {o.to: o.status for o in outcomes}
+    assert sorted(statuses.values()) == ["accepted"] * 4 + ["rejected"]
+    assert statuses["17745550003"] == "rejected"
+
+
+async def test_an_unexpected_error_from_a_transport_is_an_unknown_outcome_not_a_crash(mms: MMS) -> None:
+    def broken(request: PreparedRequest) -> RawResponse:
+        if request.json()["to"].endswith("2"):
+            raise ValueError("header value is invalid")
+        return accept(request)
+
+    async with mocked(broken) as client:
+        outcomes = {o.to: o async for o in client.send_bulk(jobs(mms, 3))}
+    assert outcomes["17745550002"].status == "unknown"
+    assert "ValueError" in str(outcomes["17745550002"].error)
+
+
+async def test_a_journal_write_that_fails_before_the_wire_stops_the_run_and_sends_nothing(
+    mms: MMS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[PreparedRequest] = []
+
+    def record(request: PreparedRequest) -> RawResponse:
+        sent.append(request)
+        return accept(request)
+
+    journal = BulkJournal(tmp_path / "run.db")
+
+    async def failing(key: str, recipient: str) -> None:
+        raise StoreError("run.db", "disk full")
+
+    monkeypatch.setattr(journal, "sending", failing)
+    async with mocked(record) as client:
+        with pytest.raises(StoreError, match="disk full"):
+            async for _ in client.send_bulk(jobs(mms, 3), journal=journal):
+                pass
+    journal.close()
+    assert sent == []
+
+
+async def test_two_runs_sharing_one_journal_object_send_each_person_once(mms: MMS, tmp_path: Path) -> None:
+    arrived: list[str] = []
+    gate, four_arrived = asyncio.Event(), asyncio.Event()
+
+    async def slow(request: PreparedRequest) -> RawResponse:
+        arrived.append(request.json()["to"])
+        if len(arrived) == 4:
+            four_arrived.set()
+        await gate.wait()
+        return accept(request)
+
+    journal = BulkJournal(tmp_path / "run.db")
+    async with mocked(slow) as client:
+
+        async def run() -> list[BulkOutcome]:
+            return [o async for o in client.send_bulk(jobs(mms, 4), journal=journal)]
+
+        first, second = asyncio.create_task(run()), asyncio.create_task(run())
+        await four_arrived.wait()
+        await asyncio.sleep(0.05)  # room for a duplicate to arrive, if the claims failed
+        gate.set()
+        outcomes = await first + await second
+    journal.close()
+    assert sorted(arrived) == sorted(set(arrived)) and len(arrived) == 4
+    assert all(o.status == "accepted" for o in outcomes)

@@ -8,6 +8,7 @@ import pytest
 
 from mmsjson import (
     MMS,
+    BulkJob,
     MMSClient,
     RetryPolicy,
     ServerError,
@@ -141,7 +142,5 @@ async def test_a_limit_lowered_on_the_server_is_met_by_backing_off(mms: MMS) -> 
     assert sorted(server.deliveries().values()) == [1] * 60
 
 
-def _jobs(mms: MMS, count: int) -> list[object]:
-    from mmsjson import BulkJob
-
+def _jobs(mms: MMS, count: int) -> list[BulkJob]:
     return [BulkJob(to=f"1774555{i:04d}", mms=mms) for i in range(count)]

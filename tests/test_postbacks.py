@@ -72,10 +72,10 @@ async def test_a_postback_delivered_again_is_answered_200_and_handed_over_once(
     receiver: tuple[PostbackReceiver, str],
 ) -> None:
     rx, url = receiver
-    seen: list[Postback] = []
     events = rx.events()
     assert [await post(url, MT), await post(url, MT)] == [200, 200]
-    seen.append(await anext(events))
+    first = await anext(events)
+    assert isinstance(first, DeliveryEvent) and first.tracking_id == MT["tracking-id"]
     assert (rx.stored, rx.duplicates, rx._queue.qsize() if rx._queue else 0) == (1, 1, 0)
 
 

@@ -239,7 +239,8 @@ async def test_a_lone_surrogate_in_the_tracking_id_is_stored_and_the_event_keeps
     assert (await client.response())[0] == 200
     async with asyncio.timeout(BOUND):
         event = await anext(events)
-    assert (event.tracking_id, event.client_reference) == ("T\udc00", "\ud800")  # type: ignore[attr-defined]
+    assert isinstance(event, DeliveryEvent)
+    assert (event.tracking_id, event.client_reference) == ("T\udc00", "\ud800")
     assert rx.stored == 1
 
 
@@ -337,7 +338,7 @@ async def test_a_kept_alive_connection_is_closed_when_idle_after_its_request(sta
 @pytest.mark.parametrize("value", [0, -1])
 def test_limits_must_be_positive(tmp_path: Path, option: str, value: float) -> None:
     with pytest.raises(ValueError, match=option):
-        PostbackReceiver(tmp_path / "p.db", **{option: value})
+        PostbackReceiver(tmp_path / "p.db", **{option: value})  # type: ignore[arg-type]
 
 
 # -- storage ---------------------------------------------------------------------------------------

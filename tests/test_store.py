@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from mmsjson._store import SQLiteStore, StoreKind
 from mmsjson.errors import StoreError
-from mmsjson.store import SQLiteStore, StoreKind
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS items (value INTEGER NOT NULL);"
 INSERT = "INSERT INTO items (value) VALUES (?)"

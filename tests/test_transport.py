@@ -38,7 +38,7 @@ async def read_request(reader: asyncio.StreamReader) -> None:
 
 
 @pytest.fixture
-async def raw_server() -> AsyncIterator[Callable[[Serve], Awaitable[str]]]:
+async def raw_server() -> AsyncIterator[Callable[..., Awaitable[str]]]:
     servers: list[asyncio.Server] = []
 
     async def start(serve: Serve, ssl_context: ssl.SSLContext | None = None) -> str:
@@ -47,7 +47,7 @@ async def raw_server() -> AsyncIterator[Callable[[Serve], Awaitable[str]]]:
         port = server.sockets[0].getsockname()[1]
         return f"{'https' if ssl_context else 'http'}://127.0.0.1:{port}/ep/v2/"
 
-    yield start  # type: ignore[misc]
+    yield start
     for server in servers:
         server.close()
 
