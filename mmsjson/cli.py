@@ -3,32 +3,54 @@
 The API key is read from ``MMSJSON_API_KEY`` only, never from an argument that ``ps`` would show.
 Exit codes a script can rely on: 0 every request accepted; 1 the API rejected at least one;
 2 bad input (nothing was sent); 3 at least one outcome is unknown (the answer was lost);
-130 interrupted.
+4 the journal is in use by another run (nothing was sent; run again when it has finished);
+70 an unexpected error inside mmsjson (a bug); 130 interrupted. Every error is one line on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
+import contextlib
 import json
 import os
+import shlex
+import signal
 import sys
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any, TextIO
+from array import array
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
+from typing import Any, NoReturn, TextIO, cast
 
+from mmsjson._cli_input import (
+    CsvLayout,
+    csv_records,
+    custom_texts,
+    expiry,
+    from_mask,
+    read_message,
+    resolve_env,
+    scan_csv,
+    server_rate,
+    throughput,
+)
+from mmsjson._cli_output import RunReport, resume_command, safe
 from mmsjson._fanout import group_jobs
 from mmsjson._version import __version__
 from mmsjson.client import API_KEY_ENV, MMSClient
-from mmsjson.errors import ApiError, MMSError, TransportError, ValidationError
+from mmsjson.errors import (
+    ApiError,
+    JournalBusy,
+    MMSError,
+    StoreError,
+    TransportError,
+    ValidationError,
+)
 from mmsjson.flavours import DEFAULT_BASE_URL
-from mmsjson.flavours.json import load_mms
+from mmsjson.journal import BulkJournal
 from mmsjson.media import MEDIA_TYPES, check_media
 from mmsjson.models import (
     MMS,
     BulkJob,
-    BulkOutcome,
     Image,
     Outcome,
     OutcomeStatus,
@@ -42,26 +64,43 @@ from mmsjson.testing.server import FakeMMSServer
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_UNKNOWN, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_UNKNOWN, EXIT_BUSY = 0, 1, 2, 3, 4
+EXIT_INTERNAL, EXIT_INTERRUPTED = 70, 130
+DEBUG_ENV = "MMSJSON_DEBUG"
 DEMO_PARTICIPANTS = ("+1 774 555 0001", "+1 774 555 0002", "+1 774 555 0003", "+1 774 555 0004")
 
+EXIT_CODES = f"""exit codes:
+  0    every request accepted
+  1    the API rejected at least one request
+  2    bad input (an option, file, CSV row or journal); nothing was sent
+  3    at least one outcome is unknown (the answer was lost); it was not resent
+  {EXIT_BUSY}    the journal is in use by another run; nothing was sent; run again when it has finished
+  70   an unexpected error inside mmsjson (a bug; {DEBUG_ENV}=1 shows the traceback)
+  130  interrupted (Ctrl-C)"""
 
-class _Progress:
-    """A one-line progress bar on stderr, drawn only when stderr is a terminal."""
+ENVIRONMENT = f"""environment:
+  {API_KEY_ENV}     the API key (required; never an option, which ps would show)
+  MMSJSON_BASE_URL    default of --base-url
+  MMSJSON_SERVICE_ID  default of --service-id
+  MMSJSON_SENDER      default of --sender
+  {DEBUG_ENV}       set to 1 to see the traceback of an unexpected error"""
 
-    def __init__(self, total: int, stream: TextIO = sys.stderr, width: int = 30) -> None:
-        self.total, self.done, self.stream, self.width = total, 0, stream, width
-        self.live = stream.isatty()
 
-    def step(self, _: object = None) -> None:
-        self.done += 1
-        if self.live:
-            filled = self.width * self.done // max(self.total, 1)
-            bar = "#" * filled + "-" * (self.width - filled)
-            self.stream.write(f"\r[{bar}] {self.done}/{self.total}")
-            if self.done == self.total:
-                self.stream.write("\n")
-            self.stream.flush()
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default (when it has one) and keeps the epilog's line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default in (None, False, [], argparse.SUPPRESS) or "%(default)" in text:
+            return text
+        return super()._get_help_string(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _table(outcomes: Sequence[Outcome], out: TextIO) -> None:
@@ -69,7 +108,7 @@ def _table(outcomes: Sequence[Outcome], out: TextIO) -> None:
     out.write(f"{'-' * 14} {'-' * 9} {'-' * 40}\n")
     for outcome in outcomes:
         detail = outcome.tracking_id if outcome.status is OutcomeStatus.ACCEPTED else outcome.info
-        out.write(f"{outcome.to:<14} {outcome.status.value:<9} {detail or ''}\n")
+        out.write(safe(f"{outcome.to:<14} {outcome.status.value:<9} {detail or ''}") + "\n")
 
 
 def _exit_code(outcomes: Sequence[Outcome]) -> int:
@@ -102,8 +141,7 @@ async def _demo(args: argparse.Namespace, out: TextIO) -> int:
         ) as client:
             mms = _demo_mms()
             out.write(f"group send to {len(participants)} participants, one request each:\n")
-            bar = _Progress(len(participants))
-            group = await client.send_group(mms, participants, progress=bar.step)
+            group = await client.send_group(mms, participants)
             _table(group.outcomes, out)
             saved = await client.save(mms, name="menu")
             mms_id = saved.mms_id or server.mms_id_for(saved.tracking_id)
@@ -122,58 +160,30 @@ async def _demo(args: argparse.Namespace, out: TextIO) -> int:
     return _exit_code([*group.outcomes, *again.outcomes])
 
 
+# -- sending ------------------------------------------------------------------------------------------
+
+_FLAGS = {
+    "service_id": ("--service-id", "MMSJSON_SERVICE_ID"),
+    "sender": ("--sender", "MMSJSON_SENDER"),
+}
+
+
+def _require(args: argparse.Namespace, dest: str, column: bool = False) -> None:
+    """Refuse a run without ``--sender`` / ``--service-id``: every request would be rejected."""
+    if getattr(args, dest) is None:
+        flag, variable = _FLAGS[dest]
+        where = f", or fill the {dest} column of every row" if column else ""
+        raise ValidationError(flag, f"is required: give {flag} or set {variable}{where}")
+
+
 def _client(args: argparse.Namespace) -> MMSClient:
-    key = os.environ.get(API_KEY_ENV)
+    key = (os.environ.get(API_KEY_ENV) or "").strip()
     if not key:
         raise ValidationError("", f"set the {API_KEY_ENV} environment variable to your API key")
     return MMSClient(
-        key, service_id=args.service_id, sender=args.sender, base_url=args.base_url,
-        throughput=args.throughput,
+        key, service_id=args.service_id, sender=args.sender,
+        base_url=args.base_url or DEFAULT_BASE_URL, throughput=args.throughput,
     )
-
-
-def _message(path: str) -> MMS:
-    try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ValidationError("--message", f"cannot read {path}: {exc.strerror}") from None
-    except ValueError as exc:
-        raise ValidationError("--message", f"{path} is not JSON: {exc}") from None
-    try:
-        return load_mms(document)
-    except ValidationError as exc:
-        raise exc.within(path) from None
-
-
-def _custom_texts(items: Sequence[str] | None) -> dict[int, str] | None:
-    if not items:
-        return None
-    texts: dict[int, str] = {}
-    for item in items:
-        number, sep, text = item.partition("=")
-        if not sep or not number.isdigit():
-            raise ValidationError("--text", f"{item!r} must look like 1=Hello")
-        texts[int(number)] = text
-    return texts
-
-
-def _csv_rows(path: str) -> list[list[str]]:
-    """Rows of a CSV file whose first column is a phone number; a header row is skipped."""
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            rows = [[cell.strip() for cell in row] for row in csv.reader(handle) if row and row[0].strip()]
-    except OSError as exc:
-        raise ValidationError("--csv", f"cannot read {path}: {exc.strerror}") from None
-    if rows and not any(ch.isdigit() for ch in rows[0][0]):
-        rows = rows[1:]
-    return rows
-
-
-def _participants(args: argparse.Namespace) -> list[str]:
-    people = list(args.participants or [])
-    if args.csv:
-        people += [row[0] for row in _csv_rows(args.csv)]
-    return people
 
 
 def _print_result(result: SendResult | SaveResult, out: TextIO) -> None:
@@ -181,15 +191,19 @@ def _print_result(result: SendResult | SaveResult, out: TextIO) -> None:
 
 
 async def _send(args: argparse.Namespace, out: TextIO) -> int:
-    mms = _message(args.message)
+    mms = read_message(args.message)
+    _require(args, "service_id")
+    _require(args, "sender")
     async with _client(args) as client:
-        result = await client.send(mms, args.to, client_reference=args.client_reference)
+        result = await client.send(
+            mms, args.to, from_mask=args.from_mask, client_reference=args.client_reference
+        )
     _print_result(result, out)
     return EXIT_OK
 
 
 async def _save(args: argparse.Namespace, out: TextIO) -> int:
-    mms = _message(args.message)
+    mms = read_message(args.message)
     async with _client(args) as client:
         result = await client.save(mms, name=args.name, client_reference=args.client_reference)
     _print_result(result, out)
@@ -197,52 +211,208 @@ async def _save(args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def _send_saved(args: argparse.Namespace, out: TextIO) -> int:
+    _require(args, "service_id")
+    _require(args, "sender")
     async with _client(args) as client:
         result = await client.send_saved(
-            args.mms_id, args.to, custom_texts=_custom_texts(args.text), subject=args.subject,
-            client_reference=args.client_reference,
+            args.mms_id, args.to, from_mask=args.from_mask, client_reference=args.client_reference,
+            **_overrides(args, args.mms_id),
         )
     _print_result(result, out)
     return EXIT_OK
 
 
 def _content(args: argparse.Namespace) -> MMS | str:
-    if (args.message is None) == (args.mms_id is None):
-        raise ValidationError("", "give exactly one of --message FILE and --mms-id ID")
-    return _message(args.message) if args.message else str(args.mms_id)
+    return read_message(args.message) if args.message is not None else str(args.mms_id)
 
 
-async def _journaled(
-    client: MMSClient, jobs: list[BulkJob], journal: str, out: TextIO
+_OVERRIDE_FLAGS = {
+    "custom_texts": "--custom-text", "subject": "--subject",
+    "fallback_sms_text": "--fallback-sms-text", "expires_at": "--expires-at",
+}
+
+
+def _overrides(args: argparse.Namespace, content: MMS | str) -> dict[str, Any]:
+    """The saved template's overrides given on the command line (``--subject``...)."""
+    given = {
+        "custom_texts": custom_texts(args.custom_text), "subject": args.subject,
+        "fallback_sms_text": args.fallback_sms_text, "expires_at": args.expires_at,
+    }
+    given = {name: value for name, value in given.items() if value is not None}
+    if given and isinstance(content, MMS):
+        flag = _OVERRIDE_FLAGS[next(iter(given))]
+        raise ValidationError(flag, "applies to a saved template (--mms-id) only; a --message file "
+                                    "carries its own")
+    return given
+
+
+def _check_job(client: MMSClient, job: BulkJob) -> None:
+    """Build the first job's request once: what every job shares (content, sender, overrides) is
+    checked before anything is sent, instead of giving every job the same rejection.
+
+    A bad number is that row's own problem; the run reports it as that row's rejection.
+    """
+    routing: dict[str, Any] = {
+        "service_id": job.service_id or client.service_id, "sender": job.sender or client.sender,
+        "to_displayonly": list(job.to_displayonly) or None, "from_mask": job.from_mask,
+        "client_reference": job.client_reference,
+    }
+    try:
+        if job.mms is not None:
+            client.flavour.send(job.mms, job.to, **routing)
+        else:
+            assert job.mms_id is not None
+            client.flavour.send_saved(job.mms_id, job.to, **routing, **job.template_overrides)
+    except ValidationError as exc:
+        if exc.path.split("[")[0].split(".")[0] not in ("to", "to_displayonly"):
+            raise
+
+
+def _interrupt_handler(task: asyncio.Task[Any] | None, err: TextIO) -> Callable[[], None]:
+    """On the first Ctrl-C, stop starting requests and wait for those on the wire; a second stops
+    at once. Returns the function that removes the handler."""
+    if task is None:
+        return lambda: None
+    loop = asyncio.get_running_loop()
+
+    def first() -> None:
+        loop.remove_signal_handler(signal.SIGINT)
+        err.write("\nstopping: waiting for the requests already sent (Ctrl-C again quits at once, "
+                  "leaving their outcomes unknown)\n")
+        err.flush()
+        task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, first)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
+        return lambda: None
+
+    def remove() -> None:
+        loop.remove_signal_handler(signal.SIGINT)
+
+    return remove
+
+
+@contextlib.contextmanager
+def _report_file(path: str | None) -> Iterator[TextIO | None]:
+    if path is None:
+        yield None
+        return
+    try:
+        handle = open(path, "w", newline="", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
+    except OSError as exc:
+        raise ValidationError("--report", f"cannot write {path}: {exc.strerror}") from None
+    with handle:
+        yield handle
+
+
+async def _run(
+    client: MMSClient,
+    jobs: Any,
+    *,
+    args: argparse.Namespace,
+    out: TextIO,
+    total: int,
+    title: str,
+    lines: Sequence[int] | None = None,
 ) -> int:
-    bar = _Progress(len(jobs))
-    outcomes: list[Outcome] = []
-    async for outcome in client.send_bulk(jobs, journal=journal, progress=bar.step):
-        outcomes.append(outcome)
-    outcomes.sort(key=lambda o: o.index if isinstance(o, BulkOutcome) else 0)
-    _table(outcomes, out)
-    replayed = sum(1 for o in outcomes if isinstance(o, BulkOutcome) and o.replayed)
-    unknown = [o.to for o in outcomes if o.status is OutcomeStatus.UNKNOWN]
-    out.write(f"\n{len(outcomes)} jobs, {replayed} from the journal {journal}, not sent again\n")
-    if unknown:
-        out.write(f"{len(unknown)} with an unknown outcome, not resent; check them: {', '.join(unknown)}\n")
-    return _exit_code(outcomes)
+    """Send ``jobs`` as a bulk run with live progress, a summary, and a clean stop on Ctrl-C."""
+    err = sys.stderr
+    journal = BulkJournal(args.journal) if args.journal else None
+    try:
+        with _report_file(args.report) as report_file:
+            report = RunReport(
+                title=title, total=total, out=out, err=err, throughput=args.throughput,
+                json_lines=args.json, report=report_file, report_path=args.report, lines=lines,
+            )
+            remove_handler = _interrupt_handler(asyncio.current_task(), err)
+            interrupted = False
+            report.start()
+            try:
+                run = client.send_bulk(jobs, progress=report, journal=journal)
+                run = cast(AsyncGenerator[Any, None], run)
+                async with contextlib.aclosing(run) as outcomes:
+                    async for _ in outcomes:
+                        pass
+            except asyncio.CancelledError:
+                interrupted = True
+            finally:
+                remove_handler()
+                report.stop()
+            report.summary(interrupted=interrupted, journal=args.journal)
+            if not interrupted:
+                return report.exit_code()
+            recorded = await journal.counts() if journal is not None else None
+            report.resume(args.journal, recorded, resume_command(args.argv))
+            return EXIT_INTERRUPTED
+    finally:
+        if journal is not None:
+            journal.close()
+
+
+def _csv_participants(path: str) -> list[str]:
+    layout = scan_csv(path)
+    return [str(values["to"]) for _, values in csv_records(layout)]
+
+
+async def _group(args: argparse.Namespace, out: TextIO) -> int:
+    content = _content(args)
+    overrides = _overrides(args, content)
+    people = list(args.participants or [])
+    if args.csv:
+        people += _csv_participants(args.csv)
+    if not people:
+        raise ValidationError("participants", "a group needs at least one: give numbers or --csv FILE")
+    unique = list(normalize_numbers(people, field="participants"))
+    _require(args, "service_id")
+    _require(args, "sender")
+    jobs = group_jobs(
+        content, unique, client_reference=args.client_reference, from_mask=args.from_mask, **overrides
+    )
+    async with _client(args) as client:
+        _check_job(client, jobs[0])
+        return await _run(client, jobs, args=args, out=out, total=len(jobs), title="group")
+
+
+def _bulk_job(
+    args: argparse.Namespace, content: MMS | str, overrides: dict[str, Any], values: dict[str, str | None]
+) -> BulkJob:
+    return BulkJob(
+        to=str(values["to"]),
+        mms=content if isinstance(content, MMS) else None,
+        mms_id=content if isinstance(content, str) else None,
+        client_reference=values.get("client_reference") or args.client_reference,
+        from_mask=values.get("from_mask") or args.from_mask,
+        service_id=values.get("service_id"),
+        sender=values.get("sender"),
+        **overrides,
+    )
 
 
 async def _bulk(args: argparse.Namespace, out: TextIO) -> int:
     content = _content(args)
-    rows = _csv_rows(args.csv)
-    jobs = [
-        BulkJob(
-            to=row[0], mms=content if isinstance(content, MMS) else None,
-            mms_id=content if isinstance(content, str) else None,
-            client_reference=row[1] if len(row) > 1 and row[1] else args.client_reference,
-            custom_texts=_custom_texts(args.text) if isinstance(content, str) else None,
-        )
-        for row in rows
-    ]
+    overrides = _overrides(args, content)
+    layout: CsvLayout = scan_csv(args.csv)
+    if layout.rows == 0:
+        raise ValidationError("--csv", f"{args.csv} has no row with a number")
+    for dest in ("service_id", "sender"):
+        if dest not in layout.filled:
+            _require(args, dest, column=True)
+    lines: array[int] = array("q")
+
+    def jobs() -> Iterator[BulkJob]:
+        for line, values in csv_records(layout):
+            lines.append(line)
+            yield _bulk_job(args, content, overrides, values)
+
+    first = next(csv_records(layout))[1]
+    if layout.ignored:
+        sys.stderr.write(safe(f"mmsjson: columns not used: {', '.join(layout.ignored)}") + "\n")
     async with _client(args) as client:
-        return await _journaled(client, jobs, args.journal, out)
+        _check_job(client, _bulk_job(args, content, overrides, first))
+        return await _run(
+            client, jobs(), args=args, out=out, total=layout.rows, title="bulk", lines=lines
+        )
 
 
 async def _check_media(args: argparse.Namespace, out: TextIO) -> int:
@@ -251,128 +421,210 @@ async def _check_media(args: argparse.Namespace, out: TextIO) -> int:
         check = await check_media(url, args.kind)
         failed = failed or not check.ok
         verdict = "ok" if check.ok else "refused"
-        out.write(f"{verdict:<8} {url}  [{check.status or '-'} {check.content_type or '-'} "
-                  f"{check.content_length if check.content_length is not None else '-'} bytes]\n")
+        out.write(safe(f"{verdict:<8} {url}  [{check.status or '-'} {check.content_type or '-'} "
+                       f"{check.content_length if check.content_length is not None else '-'} bytes]") + "\n")
         for problem in check.problems:
-            out.write(f"         problem: {problem}\n")
+            out.write(safe(f"         problem: {problem}") + "\n")
         for warning in check.warnings:
-            out.write(f"         warning: {warning}\n")
+            out.write(safe(f"         warning: {warning}") + "\n")
     return EXIT_REJECTED if failed else EXIT_OK
 
 
-async def _group(args: argparse.Namespace, out: TextIO) -> int:
-    content = _content(args)
-    people = _participants(args)
-    if args.journal:
-        unique = list(normalize_numbers(people, field="participants"))
-        jobs = group_jobs(
-            content, unique, client_reference=args.client_reference, custom_texts=_custom_texts(args.text)
-        )
-        async with _client(args) as client:
-            return await _journaled(client, jobs, args.journal, out)
-    async with _client(args) as client:
-        bar = _Progress(len(people))
-        result = await client.send_group(
-            content, people, custom_texts=_custom_texts(args.text),
-            client_reference=args.client_reference, progress=bar.step,
-        )
-    _table(result.outcomes, out)
-    return _exit_code(result.outcomes)
-
-
 async def _sandbox(args: argparse.Namespace, out: TextIO) -> int:
-    server = FakeMMSServer(
-        host=args.host, port=args.port, throughput=args.throughput,
-        api_key=os.environ.get(API_KEY_ENV), record=False,
-    )
-    async with server:
-        out.write(f"fake MMS JSON API listening on {server.base_url}\n")
-        out.write(f"export {API_KEY_ENV}={server.api_key}\n")
+    if os.environ.get(API_KEY_ENV):
+        sys.stderr.write(
+            f"mmsjson sandbox: {API_KEY_ENV} from this shell is not used; the sandbox made its own key "
+            "(export it as shown below for the sandbox's clients)\n"
+        )
+    server = FakeMMSServer(host=args.host, port=args.port, throughput=args.throughput, record=False)
+    try:
+        await server.start()
+    except OSError as exc:
+        raise ValidationError("--port", f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+    try:
+        out.write(f"fake MMS JSON API listening on {server.base_url} (Ctrl-C stops it)\n")
+        out.write(f"export {API_KEY_ENV}={shlex.quote(server.api_key)}\n")
+        out.write(f"export MMSJSON_BASE_URL={shlex.quote(server.base_url)}\n")
         out.flush()
         await asyncio.Event().wait()
+    finally:
+        await server.stop()
     return EXIT_OK
 
 
+# -- the parser ---------------------------------------------------------------------------------------
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mmsjson", description="Send MMS through the Sinch MMS JSON API.",
-        epilog=f"The API key is read from {API_KEY_ENV}. Exit codes: 0 accepted, 1 rejected, "
-        "2 bad input, 3 outcome unknown, 130 interrupted.",
+        formatter_class=_Formatter, epilog=f"{ENVIRONMENT}\n\n{EXIT_CODES}",
     )
     parser.add_argument("--version", action="version", version=f"mmsjson {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = commands.add_parser("demo", help="group send and save + send-saved on the local fake server")
-    demo.add_argument("participants", nargs="*", help="numbers (default: four demo numbers)")
-    demo.add_argument("--throughput", type=int, default=20, help="requests per second (default 20)")
-    demo.set_defaults(run=_demo)
-
-    def remote(name: str, help_text: str, run: Callable[..., Any]) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text)
-        sub.add_argument("--base-url", default=os.environ.get("MMSJSON_BASE_URL", DEFAULT_BASE_URL))
-        sub.add_argument("--service-id", default=os.environ.get("MMSJSON_SERVICE_ID"))
-        sub.add_argument("--sender", default=os.environ.get("MMSJSON_SENDER"), help="from number")
-        sub.add_argument("--throughput", type=float, default=10, help="account limit, requests/s")
-        sub.add_argument("--client-reference")
+    def command(name: str, summary: str, description: str, run: Callable[..., Any],
+                epilog: str = EXIT_CODES) -> argparse.ArgumentParser:
+        sub = commands.add_parser(
+            name, help=summary, description=description, epilog=epilog, formatter_class=_Formatter
+        )
         sub.set_defaults(run=run)
         return sub
 
-    send = remote("send", "send an MMS (sendmms)", _send)
-    send.add_argument("--to", required=True)
-    send.add_argument("--message", required=True, help="JSON file in the API's own form")
-    save = remote("save", "store an MMS template (savemms)", _save)
-    save.add_argument("--name", required=True)
-    save.add_argument("--message", required=True, help="JSON file in the API's own form")
-    saved = remote("send-saved", "send a stored template (sendsavedmms)", _send_saved)
-    saved.add_argument("--mms-id", required=True)
-    saved.add_argument("--to", required=True)
-    saved.add_argument("--subject")
-    saved.add_argument("--text", action="append", metavar="N=TEXT", help="replace slide N's text")
-    group = remote("group", "send to a group thread, one request per participant", _group)
-    group.add_argument("participants", nargs="*")
-    group.add_argument("--csv", help="CSV file whose first column lists participants")
-    group.add_argument("--message", help="JSON file in the API's own form")
-    group.add_argument("--mms-id", help="a saved template instead of --message")
-    group.add_argument("--text", action="append", metavar="N=TEXT", help="replace slide N's text")
-    group.add_argument("--journal", help="SQLite file: a rerun skips who was sent to already")
-    bulk = remote("bulk", "send to every number of a CSV file, resumable with a journal", _bulk)
-    bulk.add_argument("--csv", required=True, help="number[,client reference] per row")
-    bulk.add_argument("--message", help="JSON file in the API's own form")
-    bulk.add_argument("--mms-id", help="a saved template instead of --message")
-    bulk.add_argument("--text", action="append", metavar="N=TEXT", help="replace slide N's text")
-    bulk.add_argument("--journal", required=True, help="SQLite file: a rerun skips who was sent to")
-    media = commands.add_parser("check-media", help="check media URLs as the service will fetch them")
-    media.add_argument("urls", nargs="+", metavar="URL")
-    media.add_argument("--kind", choices=sorted(MEDIA_TYPES), help="the slide kind the URLs are for")
-    media.set_defaults(run=_check_media)
+    demo = command(
+        "demo", "group send and save + send-saved on the local fake server",
+        "Start the embedded fake API, send an MMS to a group, save it as a template and send the "
+        "template to the same group, showing every participant's outcome. Needs no account.", _demo,
+    )
+    demo.add_argument("participants", nargs="*", metavar="NUMBER",
+                      help="participants (default: four demo numbers)")
+    demo.add_argument("--throughput", type=server_rate, default=20, metavar="N",
+                      help="the fake server's limit and the client's rate, requests per second")
 
-    sandbox = commands.add_parser("sandbox", help="run the fake API server until interrupted")
-    sandbox.add_argument("--host", default="127.0.0.1")
-    sandbox.add_argument("--port", type=int, default=8080)
-    sandbox.add_argument("--throughput", type=int, default=None)
-    sandbox.set_defaults(run=_sandbox)
+    def remote(name: str, summary: str, description: str, run: Callable[..., Any]) -> argparse.ArgumentParser:
+        sub = command(name, summary, description, run, epilog=f"{ENVIRONMENT}\n\n{EXIT_CODES}")
+        sub.add_argument("--base-url", metavar="URL",
+                         help=f"API endpoint (default: $MMSJSON_BASE_URL, else {DEFAULT_BASE_URL})")
+        sub.add_argument("--service-id", metavar="ID",
+                         help="service (campaign) id (default: $MMSJSON_SERVICE_ID)")
+        sub.add_argument("--sender", metavar="NUMBER",
+                         help="from: a short code or long number (default: $MMSJSON_SENDER)")
+        sub.add_argument("--throughput", type=throughput, default=10, metavar="N",
+                         help="the account's limit, requests per second")
+        sub.add_argument("--client-reference", metavar="TEXT",
+                         help="your reference, returned in postbacks (at most 64 characters)")
+        return sub
+
+    def mask(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--from-mask", type=from_mask, metavar="TEXT",
+                         help="alphanumeric sender shown instead of the number (at most 50 characters)")
+
+    def template_overrides(sub: argparse.ArgumentParser, only: str = "") -> None:
+        sub.add_argument("--subject", metavar="TEXT", help=f"replace the template's subject{only}")
+        sub.add_argument("--fallback-sms-text", metavar="TEXT",
+                         help=f"replace the template's fallback SMS text{only}")
+        sub.add_argument("--expires-at", type=expiry, metavar="WHEN",
+                         help="give up delivering after this ISO 8601 time with timezone, e.g. "
+                         f"2026-12-01T09:00:00Z (at most 3 days ahead){only}")
+        sub.add_argument("--custom-text", "--text", dest="custom_text", action="append", metavar="N=TEXT",
+                         help=f"replace slide N's text (from 1); repeat for more slides{only}")
+
+    def content(sub: argparse.ArgumentParser) -> None:
+        which = sub.add_mutually_exclusive_group(required=True)
+        which.add_argument("--message", metavar="FILE",
+                           help="JSON file in the API's own form (exclusive with --mms-id)")
+        which.add_argument("--mms-id", metavar="ID",
+                           help="send a saved template instead (exclusive with --message)")
+
+    def run_output(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--report", metavar="FILE.csv",
+                         help="write every row's outcome to this CSV file")
+        sub.add_argument("--json", action="store_true",
+                         help="print every outcome, then a summary, as JSON lines on stdout "
+                         "(progress goes to stderr)")
+
+    send = remote("send", "send an MMS to one number (sendmms)",
+                  "Send the MMS of a JSON file to one number and print the API's answer.", _send)
+    send.add_argument("--to", required=True, metavar="NUMBER", help="the recipient")
+    send.add_argument("--message", required=True, metavar="FILE", help="JSON file in the API's own form")
+    mask(send)
+
+    save = remote("save", "store an MMS template (savemms)",
+                  "Store the MMS of a JSON file as a template; its mms-id arrives in a postback.", _save)
+    save.add_argument("--name", required=True, help="the template's name")
+    save.add_argument("--message", required=True, metavar="FILE", help="JSON file in the API's own form")
+
+    saved = remote("send-saved", "send a stored template to one number (sendsavedmms)",
+                   "Send a saved template to one number, optionally replacing its subject, fallback "
+                   "text or slide texts, and print the API's answer.", _send_saved)
+    saved.add_argument("--mms-id", required=True, metavar="ID", help="the template's mms-id")
+    saved.add_argument("--to", required=True, metavar="NUMBER", help="the recipient")
+    mask(saved)
+    template_overrides(saved)
+
+    group = remote("group", "send to a group thread, one request per participant",
+                   "Send to every participant of a group thread: one request each, the others shown "
+                   "as display-only. Shows live progress on a terminal, then a summary listing the "
+                   "participants not accepted.", _group)
+    group.add_argument("participants", nargs="*", metavar="NUMBER", help="participants")
+    group.add_argument("--csv", metavar="FILE",
+                       help="CSV file listing participants (column 'to', else the first)")
+    content(group)
+    mask(group)
+    template_overrides(group, " (with --mms-id)")
+    group.add_argument("--journal", metavar="FILE",
+                       help="SQLite file: a rerun (or a resumed run) sends nobody twice")
+    run_output(group)
+
+    bulk = remote("bulk", "send to every number of a CSV file, resumable with a journal",
+                  "Send to every row of a CSV file. Without a header, rows are number[,client "
+                  "reference]; with a header, the columns to (or the first), client_reference, "
+                  "from_mask, service_id and sender are read by name, an empty cell meaning the "
+                  "option's value. Shows live progress on a terminal, then a summary listing the rows "
+                  "not accepted. Ctrl-C stops cleanly and prints the command that resumes the run.",
+                  _bulk)
+    bulk.add_argument("--csv", required=True, metavar="FILE", help="the rows to send to")
+    content(bulk)
+    mask(bulk)
+    template_overrides(bulk, " (with --mms-id)")
+    bulk.add_argument("--journal", required=True, metavar="FILE",
+                      help="SQLite file: a rerun skips who was sent to and never resends an unknown outcome")
+    run_output(bulk)
+
+    media = command("check-media", "check media URLs as the service will fetch them",
+                    "Fetch each URL as the service will and say whether it would be refused.",
+                    _check_media)
+    media.add_argument("urls", nargs="+", metavar="URL", help="media URLs")
+    media.add_argument("--kind", choices=sorted(MEDIA_TYPES), help="the slide kind the URLs are for")
+
+    sandbox = command(
+        "sandbox", "run the fake API server until interrupted",
+        "Run the local fake API until Ctrl-C. It makes its own API key (a key exported in this shell "
+        "is not used) and prints the export lines for MMSJSON_API_KEY and MMSJSON_BASE_URL.", _sandbox,
+    )
+    sandbox.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    sandbox.add_argument("--port", type=int, default=8080, help="port to listen on (0 picks a free one)")
+    sandbox.add_argument("--throughput", type=server_rate, metavar="N",
+                         help="refuse requests over N per second with E113 (default: no limit)")
     return parser
+
+
+def _fail(message: str, code: int) -> int:
+    sys.stderr.write(safe(f"mmsjson: {message}") + "\n")
+    sys.stderr.flush()
+    return code
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Run the command line; return the exit code."""
-    args = _parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(arguments)
+    args.argv = arguments
+    resolve_env(args)
+    if out is None:
+        with contextlib.suppress(AttributeError, ValueError):
+            sys.stdout.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
     stream = out or sys.stdout
-    err = sys.stderr
     try:
         code: int = asyncio.run(args.run(args, stream))
     except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+        return _fail("interrupted", EXIT_INTERRUPTED)
     except ValidationError as exc:
-        err.write(f"mmsjson: invalid input: {exc}\n")
-        return EXIT_USAGE
+        return _fail(f"invalid input: {exc}", EXIT_USAGE)
+    except JournalBusy as exc:
+        return _fail(f"the journal {exc.path} is in use by another run ({exc.holder}); nothing was "
+                     "sent; run again when it has finished", EXIT_BUSY)
+    except StoreError as exc:
+        return _fail(f"cannot use the journal {exc.path}: {exc.problem}; nothing was sent", EXIT_USAGE)
     except ApiError as exc:
-        err.write(f"mmsjson: the API refused the request: {exc}\n")
-        return EXIT_REJECTED
+        return _fail(f"the API refused the request: {exc}", EXIT_REJECTED)
     except TransportError as exc:
-        err.write(f"mmsjson: {exc}\n")
-        return EXIT_UNKNOWN if exc.outcome_unknown else EXIT_REJECTED
+        return _fail(str(exc), EXIT_UNKNOWN if exc.outcome_unknown else EXIT_REJECTED)
     except MMSError as exc:
-        err.write(f"mmsjson: {exc}\n")
-        return EXIT_REJECTED
+        return _fail(str(exc), EXIT_REJECTED)
+    except Exception as exc:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        return _fail(f"unexpected {type(exc).__name__}: {exc} (a bug in mmsjson; {DEBUG_ENV}=1 shows "
+                     "the traceback)", EXIT_INTERNAL)
     return code

@@ -1,0 +1,251 @@
+"""How the ``mmsjson`` command shows a group or bulk run: live progress, a summary, a full report.
+
+On a terminal the run is drawn live with :mod:`rich` (done/total, rate, time left, counts by
+outcome). Anywhere else (a pipe, a CI log) the output is plain lines without control codes: a
+start line, a progress line every few seconds, and the summary. The summary lists only the rows
+that were not accepted; every row goes to ``--report FILE.csv`` and, with ``--json``, to stdout as
+JSON lines (one object per outcome, then one summary object).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shlex
+import shutil
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from mmsjson.models import BulkOutcome, BulkProgress, OutcomeStatus
+
+__all__ = ["RunReport", "resume_command", "safe"]
+
+#: How many rows that were not accepted the summary lists; the rest are in the report.
+SHOWN_FAILURES = 50
+REPORT_COLUMNS = (
+    "index", "line", "to", "status", "tracking_id", "error_code", "error", "attempts", "replayed",
+)
+
+
+def safe(text: object) -> str:
+    """``text`` printable on any stream: a lone surrogate (from undecodable input) is escaped."""
+    return str(text).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def resume_command(argv: Sequence[str]) -> str:
+    """The command line that ran this process, to run again: ``python -m mmsjson ...`` or ``mmsjson ...``."""
+    script = sys.argv[0] if sys.argv else ""
+    name = os.path.basename(script)
+    if not script or name in ("__main__.py", "-m", "-c"):
+        program = [sys.executable, "-m", "mmsjson"]
+    else:
+        found = shutil.which(name)
+        same = found is not None and os.path.realpath(found) == os.path.realpath(script)
+        program = [name if same else script]
+    return shlex.join([*program, *argv])
+
+
+class RunReport:
+    """The progress callback of one group or bulk run, and what it prints.
+
+    ``out`` gets the summary (and JSON lines with ``json_lines``, when the display and summary go
+    to ``err`` instead). ``lines`` maps a job's index to its CSV line. ``clock`` is injectable.
+    """
+
+    def __init__(
+        self,
+        *,
+        title: str,
+        total: int,
+        out: TextIO,
+        err: TextIO,
+        throughput: float | None,
+        json_lines: bool = False,
+        report: TextIO | None = None,
+        report_path: str | None = None,
+        lines: Sequence[int] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        plain_every: float = 10.0,
+    ) -> None:
+        self.title = title
+        self.total = total
+        self.out = out
+        self.display = err if json_lines else out
+        self.throughput = throughput
+        self.json_lines = json_lines
+        self.report_path = report_path
+        self.lines = lines
+        self.clock = clock
+        self.plain_every = plain_every
+        self.counts = dict.fromkeys(OutcomeStatus, 0)
+        self.replayed = 0
+        self.failures: list[BulkOutcome] = []
+        self._hidden = 0
+        self.started = self.finished = self.last_line = 0.0
+        self._writer = csv.writer(report) if report is not None else None
+        if self._writer is not None:
+            self._writer.writerow(REPORT_COLUMNS)
+        self._live: Progress | None = None
+        self._task: Any = None
+
+    # -- counting ---------------------------------------------------------------------------------
+
+    @property
+    def done(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def sent(self) -> int:
+        """Outcomes of this run's requests (not replayed from a journal)."""
+        return self.done - self.replayed
+
+    def elapsed(self) -> float:
+        return (self.finished or self.clock()) - self.started
+
+    def rate(self) -> float:
+        elapsed = self.elapsed()
+        return self.sent / elapsed if elapsed > 0 else 0.0
+
+    def exit_code(self) -> int:
+        if self.counts[OutcomeStatus.UNKNOWN]:
+            return 3
+        return 1 if self.counts[OutcomeStatus.REJECTED] else 0
+
+    def _line_of(self, outcome: BulkOutcome) -> int | None:
+        if self.lines is None or outcome.index >= len(self.lines):
+            return None
+        return self.lines[outcome.index]
+
+    def _stats(self) -> str:
+        rate = self.rate()
+        left = (self.total - self.done) / rate if rate > 0 else None
+        eta = _duration(left) if left is not None else "?"
+        counts = ", ".join(f"{count} {status.value}" for status, count in self.counts.items())
+        return f"{rate:.1f}/s, {eta} left; {counts}"
+
+    # -- the progress callback ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.started = self.last_line = self.clock()
+        if self.display.isatty():
+            console = Console(file=self.display, highlight=False)
+            self._live = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[stats]}"), console=console, refresh_per_second=4,
+            )
+            self._task = self._live.add_task(self.title, total=self.total, stats=self._stats())
+            self._live.start()
+        else:
+            limit = f"at up to {self.throughput:g}/s" if self.throughput else "without a rate limit"
+            self._say(f"{self.title}: {self.total} to send {limit}")
+
+    def __call__(self, progress: BulkProgress) -> None:
+        outcome = progress.last
+        self.counts[outcome.status] += 1
+        self.replayed += outcome.replayed
+        if outcome.status is not OutcomeStatus.ACCEPTED:
+            if len(self.failures) < SHOWN_FAILURES:
+                self.failures.append(outcome)
+            else:
+                self._hidden += 1
+        if self._writer is not None:
+            self._writer.writerow(self._record(outcome).values())
+        if self.json_lines:
+            self.out.write(json.dumps({"type": "outcome", **self._record(outcome)}) + "\n")
+            self.out.flush()
+        if self._live is not None:
+            self._live.update(self._task, completed=self.done, stats=self._stats())
+        elif self.clock() - self.last_line >= self.plain_every:
+            self.last_line = self.clock()
+            self._say(f"{self.title}: {self.done}/{self.total} done, {self._stats()}")
+
+    def _record(self, outcome: BulkOutcome) -> dict[str, Any]:
+        return {
+            "index": outcome.index, "line": self._line_of(outcome), "to": outcome.to,
+            "status": outcome.status.value, "tracking_id": outcome.tracking_id,
+            "error_code": outcome.code, "error": outcome.info, "attempts": outcome.attempts,
+            "replayed": outcome.replayed,
+        }
+
+    def stop(self) -> None:
+        self.finished = self.clock()
+        if self._live is not None:
+            self._live.update(self._task, completed=self.done, stats=self._stats())
+            self._live.stop()
+            self._live = None
+
+    # -- the end ------------------------------------------------------------------------------------
+
+    def _say(self, text: str = "") -> None:
+        self.display.write(safe(text) + "\n")
+        self.display.flush()
+
+    def summary(self, *, interrupted: bool = False, journal: str | None = None) -> None:
+        """Counts by outcome, time, sustained rate, and the rows that were not accepted."""
+        how = "interrupted after" if interrupted else "finished in"
+        self._say(f"\n{self.title}: {self.done} of {self.total} done, {how} {_duration(self.elapsed())}")
+        for status, count in self.counts.items():
+            self._say(f"  {status.value:<9} {count}")
+        if self.replayed:
+            self._say(f"  {self.replayed} of them recorded by an earlier run in the journal {journal}, "
+                      "not sent again")
+        limit = f"a throughput of {self.throughput:g}/s" if self.throughput else "no rate limit"
+        if self.elapsed() < 1.0:
+            self._say(f"  rate      {self.sent} sent within one second, against {limit}")
+        else:
+            share = f" ({self.rate() / self.throughput:.0%})" if self.throughput else ""
+            self._say(f"  rate      {self.rate():.1f}/s sustained over {self.sent} sent, against {limit}{share}")
+        if self.failures:
+            self._say(f"\nnot accepted ({len(self.failures) + self._hidden}):")
+            where = "line" if self.lines is not None else "#"
+            self._say(f"  {where:>6}  {'recipient':<16} {'outcome':<9} error")
+            for outcome in sorted(self.failures, key=lambda o: o.index):
+                line = self._line_of(outcome)
+                label = line if line is not None else outcome.index + 1
+                self._say(f"  {label:>6}  {outcome.to:<16} {outcome.status.value:<9} {outcome.info or ''}")
+            if self._hidden:
+                self._say(f"  ... and {self._hidden} more: see the full report (--report FILE.csv or --json)")
+        if self.counts[OutcomeStatus.UNKNOWN]:
+            self._say("unknown means the request may have been accepted: it was not sent again; "
+                      "check those recipients (for example against postbacks) before sending to them")
+        if self.report_path is not None:
+            self._say(f"full report: {self.report_path}")
+        if self.json_lines:
+            self.out.write(json.dumps({"type": "summary", **self.as_dict(interrupted)}) + "\n")
+            self.out.flush()
+
+    def as_dict(self, interrupted: bool) -> dict[str, Any]:
+        return {
+            "total": self.total, "done": self.done,
+            **{status.value: count for status, count in self.counts.items()},
+            "replayed": self.replayed, "elapsed_seconds": round(self.elapsed(), 3),
+            "rate_per_second": round(self.rate(), 3), "throughput": self.throughput,
+            "interrupted": interrupted,
+        }
+
+    def resume(self, journal: str | None, recorded: Mapping[str, int] | None, command: str) -> None:
+        """After Ctrl-C: what the journal holds, and the command that resumes the run."""
+        if journal is None or recorded is None:
+            self._say("no journal: running the same command again would send to everyone again; "
+                      "resuming needs --journal FILE")
+            return
+        total = sum(recorded.values())
+        by_state = ", ".join(f"{count} {state}" for state, count in sorted(recorded.items()))
+        self._say(f"the journal {journal} records {total} outcomes ({by_state or 'none'}); "
+                  f"{max(self.total - total, 0)} not sent yet")
+        self._say("to resume, run the same command again; nobody recorded in the journal is sent to twice:")
+        self._say(f"  {command}")
