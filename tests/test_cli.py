@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import io
+import csv
 import json
 import subprocess
 import sys
@@ -12,28 +11,8 @@ from pathlib import Path
 import pytest
 
 from mmsjson.cli import main
-from mmsjson.flavours.json import dump_mms
 from mmsjson.testing import FakeMMSServer
-from tests.conftest import picture_mms
-
-
-async def run(*argv: str) -> tuple[int, str]:
-    out = io.StringIO()
-    code = await asyncio.to_thread(main, list(argv), out)
-    return code, out.getvalue()
-
-
-@pytest.fixture
-def message(tmp_path: Path) -> str:
-    path = tmp_path / "message.json"
-    path.write_text(json.dumps({"action": "sendmms", **dump_mms(picture_mms())}))
-    return str(path)
-
-
-@pytest.fixture
-def keyed(fake: FakeMMSServer, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    monkeypatch.setenv("MMSJSON_API_KEY", fake.api_key)
-    return ["--base-url", fake.base_url, "--service-id", "1", "--sender", "12345"]
+from tests.cli_support import keyed_fixture, message_fixture, run  # noqa: F401 - fixtures
 
 
 def test_demo_needs_no_account_and_shows_every_participant() -> None:
@@ -73,12 +52,14 @@ def test_the_key_is_not_taken_as_an_argument() -> None:
     assert info.value.code == 2
 
 
-async def test_group_from_a_csv_shows_each_outcome(keyed: list[str], message: str, tmp_path: Path) -> None:
+async def test_group_from_a_csv_reports_each_outcome(keyed: list[str], message: str, tmp_path: Path) -> None:
     people = tmp_path / "people.csv"
     people.write_text("number,name\n17745550001,Ann\n17745550002,Bob\n")
-    code, out = await run("group", *keyed, "--csv", str(people), "--message", message)
-    assert code == 0
-    assert "17745550001    accepted" in out and "17745550002    accepted" in out
+    report = tmp_path / "report.csv"
+    code, out = await run("group", *keyed, "--csv", str(people), "--message", message, "--report", str(report))
+    assert code == 0 and "accepted  2" in out
+    rows = list(csv.DictReader(report.open(encoding="utf-8")))
+    assert {(r["to"], r["status"]) for r in rows} == {("17745550001", "accepted"), ("17745550002", "accepted")}
 
 
 async def test_a_lost_answer_in_a_group_exits_3(fake: FakeMMSServer, keyed: list[str], message: str) -> None:
@@ -108,7 +89,7 @@ async def test_a_journaled_group_rerun_sends_nobody_twice(
     first, _ = await run(*argv)
     again, out = await run(*argv)
     assert (first, again) == (0, 0)
-    assert "2 from the journal" in out
+    assert "2 of them recorded by an earlier run in the journal" in out
     assert sorted(fake.deliveries().values()) == [1, 1]
 
 
@@ -118,7 +99,7 @@ async def test_bulk_from_a_csv_with_a_journal(
     people = tmp_path / "people.csv"
     people.write_text("number,reference\n17745550001,a-1\n17745550002,a-2\n")
     code, out = await run("bulk", *keyed, "--csv", str(people), "--message", message, "--journal", str(tmp_path / "b.db"))
-    assert code == 0 and "17745550002    accepted" in out
+    assert code == 0 and "accepted  2" in out
     assert {r.payload["client-reference"] for r in fake.accepted()} == {"a-1", "a-2"}
 
 
