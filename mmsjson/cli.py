@@ -17,6 +17,7 @@ import os
 import shlex
 import signal
 import sys
+import textwrap
 from array import array
 from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from typing import Any, NoReturn, TextIO, cast
@@ -72,7 +73,7 @@ DEMO_PARTICIPANTS = ("+1 774 555 0001", "+1 774 555 0002", "+1 774 555 0003", "+
 EXIT_CODES = f"""exit codes:
   0    every request accepted
   1    the API rejected at least one request
-  2    bad input (an option, file, CSV row or journal); nothing was sent
+  2    bad input (an option, a file, a damaged journal); nothing was sent
   3    at least one outcome is unknown (the answer was lost); it was not resent
   {EXIT_BUSY}    the journal is in use by another run; nothing was sent; run again when it has finished
   70   an unexpected error inside mmsjson (a bug; {DEBUG_ENV}=1 shows the traceback)
@@ -94,6 +95,10 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescription
         if action.default in (None, False, [], argparse.SUPPRESS) or "%(default)" in text:
             return text
         return super()._get_help_string(action)
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        """Wrap help text without breaking an option's name at its hyphens."""
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -466,7 +471,8 @@ def _parser() -> argparse.ArgumentParser:
     def command(name: str, summary: str, description: str, run: Callable[..., Any],
                 epilog: str = EXIT_CODES) -> argparse.ArgumentParser:
         sub = commands.add_parser(
-            name, help=summary, description=description, epilog=epilog, formatter_class=_Formatter
+            name, help=summary, description=textwrap.fill(description, 90), epilog=epilog,
+            formatter_class=_Formatter,
         )
         sub.set_defaults(run=run)
         return sub
