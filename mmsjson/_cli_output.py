@@ -208,7 +208,8 @@ class RunReport:
             self._say(f"  rate      {self.sent} sent within one second, against {limit}")
         else:
             share = f" ({self.rate() / self.throughput:.0%})" if self.throughput else ""
-            self._say(f"  rate      {self.rate():.1f}/s sustained over {self.sent} sent, against {limit}{share}")
+            rate = f"{self.rate():.1f}/s sustained over {self.sent} sent"
+            self._say(f"  rate      {rate}, against {limit}{share}")
         if self.failures:
             self._say(f"\nnot accepted ({len(self.failures) + self._hidden}):")
             where = "line" if self.lines is not None else "#"
