@@ -273,7 +273,7 @@ def _check_job(client: MMSClient, job: BulkJob) -> None:
             raise
 
 
-def _interrupt_handler(task: asyncio.Task[Any] | None, err: TextIO) -> Callable[[], None]:
+def _interrupt_handler(task: asyncio.Task[Any] | None) -> Callable[[], None]:
     """On the first Ctrl-C, stop starting requests and wait for those on the wire; a second stops
     at once. Returns the function that removes the handler."""
     if task is None:
@@ -282,9 +282,10 @@ def _interrupt_handler(task: asyncio.Task[Any] | None, err: TextIO) -> Callable[
 
     def first() -> None:
         loop.remove_signal_handler(signal.SIGINT)
-        err.write("\nstopping: waiting for the requests already sent (Ctrl-C again quits at once, "
-                  "leaving their outcomes unknown)\n")
-        err.flush()
+        # sys.stderr at this moment: while the live display runs, rich's proxy prints above it.
+        sys.stderr.write("\nstopping: waiting for the requests already sent (Ctrl-C again quits at "
+                         "once, leaving their outcomes unknown)\n")
+        sys.stderr.flush()
         task.cancel()
 
     try:
@@ -330,7 +331,7 @@ async def _run(
                 title=title, total=total, out=out, err=err, throughput=args.throughput,
                 json_lines=args.json, report=report_file, report_path=args.report, lines=lines,
             )
-            remove_handler = _interrupt_handler(asyncio.current_task(), err)
+            remove_handler = _interrupt_handler(asyncio.current_task())
             interrupted = False
             report.start()
             try:

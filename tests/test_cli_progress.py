@@ -19,6 +19,7 @@ import pytest
 from aiohttp import web
 
 from mmsjson._cli_output import RunReport
+from mmsjson.models import BulkJob, BulkOutcome, BulkProgress, OutcomeStatus
 from mmsjson.testing import FakeMMSServer
 from tests.cli_support import CLI, ROOT, child_env, keyed_fixture, message_fixture, run  # noqa: F401 - fixtures
 
@@ -176,3 +177,18 @@ def test_without_a_journal_an_interrupted_run_says_resuming_needs_one() -> None:
     report.stop()
     report.resume(None, None, "mmsjson group ...")
     assert "resuming needs --journal" in out.getvalue() and "mmsjson group" not in out.getvalue()
+
+
+def test_off_a_terminal_progress_is_a_plain_line_every_ten_seconds() -> None:
+    now = [0.0]
+    out = io.StringIO()
+    report = RunReport(title="bulk", total=4, out=out, err=out, throughput=1, clock=lambda: now[0])
+    report.start()
+    job = BulkJob(to="17745550001", mms_id="1")
+    for index in range(4):
+        now[0] += 4.0
+        outcome = BulkOutcome(to=job.to, status=OutcomeStatus.ACCEPTED, job=job, index=index)
+        report(BulkProgress(started=4, accepted=index + 1, rejected=0, unknown=0, in_flight=0, last=outcome))
+    progress = [line for line in out.getvalue().splitlines() if "done," in line]
+    assert progress == ["bulk: 3/4 done, 0.2/s, 4.0 s left; 3 accepted, 0 rejected, 0 unknown"]
+    assert "\x1b" not in out.getvalue() and "\r" not in out.getvalue()
