@@ -80,8 +80,10 @@ class Pipeline:
 
     async def _wait_for_start(self) -> Any:
         await self._slots.acquire()
+        if self.limiter is None:
+            return None
         try:
-            return await self.limiter.acquire() if self.limiter is not None else None
+            return await self.limiter.acquire()
         except BaseException:
             self._slots.release()
             raise
@@ -113,6 +115,9 @@ class Pipeline:
                     ticket = await self._wait_for_start()
                 finally:
                     stop._waiting.discard(task)
+            elif self.limiter is None:
+                await self._slots.acquire()
+                ticket = None
             else:
                 ticket = await self._wait_for_start()
             try:
