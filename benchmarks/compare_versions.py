@@ -89,7 +89,9 @@ def measure(tree: Path, base: str, count: int, mode: str) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("before", type=Path)
     parser.add_argument("after", type=Path)
     parser.add_argument("--rounds", type=int, default=7)
@@ -108,7 +110,9 @@ def main() -> None:
                 rows[name].append(measure(tree, base, args.count, "plain" if name == "plain" else "client"))
         median = {name: {k: statistics.median(r[k] for r in runs) for k in ("rps", "cpu_us")}
                   for name, runs in rows.items()}
-        spread = {name: (min(r["rps"] for r in runs), max(r["rps"] for r in runs)) for name, runs in rows.items()}
+        spread = {
+            name: (min(r["rps"] for r in runs), max(r["rps"] for r in runs)) for name, runs in rows.items()
+        }
         report = {
             "load_before": os.getloadavg(),
             "median": median,
@@ -116,7 +120,9 @@ def main() -> None:
             "before_over_plain": median["before"]["rps"] / median["plain"]["rps"],
             "after_over_plain": median["after"]["rps"] / median["plain"]["rps"],
             "after_over_before": median["after"]["rps"] / median["before"]["rps"],
-            "per_round_after_over_before": [a["rps"] / b["rps"] for a, b in zip(rows["after"], rows["before"], strict=True)],
+            "per_round_after_over_before": [
+                a["rps"] / b["rps"] for a, b in zip(rows["after"], rows["before"], strict=True)
+            ],
         }
         print(json.dumps(report, indent=2))
     finally:

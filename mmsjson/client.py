@@ -41,22 +41,27 @@ from mmsjson.numbers import normalize_number, normalize_numbers
 from mmsjson.retry import RetryPolicy
 from mmsjson.transport import AiohttpTransport, PreparedRequest, Transport
 
-__all__ = ["API_KEY_ENV", "ClientStats", "MMSClient"]
+__all__ = ["API_KEY_ENV", "BASE_URL_ENV", "SENDER_ENV", "SERVICE_ID_ENV", "ClientStats", "MMSClient"]
 
 API_KEY_ENV = "MMSJSON_API_KEY"
+BASE_URL_ENV = "MMSJSON_BASE_URL"
+SERVICE_ID_ENV = "MMSJSON_SERVICE_ID"
+SENDER_ENV = "MMSJSON_SENDER"
 _MEDIA_CACHE_SIZE = 1024
 
 
 class MMSClient:
     """The client for the MMS JSON API.
 
-    ``api_key`` falls back to the ``MMSJSON_API_KEY`` environment variable; surrounding whitespace
-    (a key read from a file) is dropped. ``service_id`` and ``sender`` are defaults each call may
-    override. ``throughput`` is the account's limit in requests per second (``None`` turns the
-    limiter off, e.g. against a local fake server); every request of this client, retries
-    included, shares one limiter: a :class:`~mmsjson.limiting.ThroughputLimiter`, or the
-    ``limiter`` passed in (any :class:`~mmsjson.limiting.Limiter`, e.g. one shared by several
-    processes). ``max_in_flight`` caps requests waiting for an answer.
+    ``api_key``, ``base_url``, ``service_id`` and ``sender`` fall back to the environment variables
+    ``MMSJSON_API_KEY``, ``MMSJSON_BASE_URL``, ``MMSJSON_SERVICE_ID`` and ``MMSJSON_SENDER`` (the
+    ones the ``mmsjson`` command and its sandbox use); surrounding whitespace in a key (read from a
+    file) is dropped. ``service_id`` and ``sender`` are defaults each call may override.
+    ``throughput`` is the account's limit in requests per second (``None`` turns the limiter off,
+    e.g. against a local fake server); every request of this client, retries included, shares one
+    limiter: a :class:`~mmsjson.limiting.ThroughputLimiter`, or the ``limiter`` passed in (any
+    :class:`~mmsjson.limiting.Limiter`, e.g. one shared by several processes). ``max_in_flight``
+    caps requests waiting for an answer.
 
     The seams can be replaced: ``flavour`` (how requests are written; default the JSON API at
     ``base_url``), ``transport`` (how they are posted; default aiohttp, or e.g.
@@ -76,7 +81,7 @@ class MMSClient:
         burst: int | None = None,
         margin: float = 0.005,
         limiter: Limiter[Any] | None = None,
-        base_url: str = DEFAULT_BASE_URL,
+        base_url: str | None = None,
         flavour: Flavour | None = None,
         transport: Transport | None = None,
         session: aiohttp.ClientSession | None = None,
@@ -96,7 +101,7 @@ class MMSClient:
                 raise ValidationError(
                     "api_key", f"is required: pass api_key= or set the {API_KEY_ENV} variable"
                 )
-            flavour = JsonFlavour(key, base_url)
+            flavour = JsonFlavour(key, base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL)
         if not isinstance(max_in_flight, int) or max_in_flight < 1:
             raise ValidationError("max_in_flight", "must be an integer of at least 1")
         if limiter is None and throughput is not None:
@@ -112,8 +117,8 @@ class MMSClient:
                 answer_timeout=answer_timeout,
             )
             self._closers.append(transport.aclose)
-        self.service_id = service_id
-        self.sender = sender
+        self.service_id = service_id if service_id is not None else os.environ.get(SERVICE_ID_ENV)
+        self.sender = sender if sender is not None else os.environ.get(SENDER_ENV)
         self.flavour = flavour
         self.limiter = limiter
         self.retry = retry or RetryPolicy()
