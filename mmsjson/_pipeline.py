@@ -78,13 +78,24 @@ class Pipeline:
         self._read = read
         self._slots = asyncio.Semaphore(max_in_flight)
 
-    async def _wait_for_start(self) -> Any:
+    async def _wait_for_start(self, cost: int) -> list[Any]:
         await self._slots.acquire()
+        tickets: list[Any] = []
         try:
-            return await self.limiter.acquire() if self.limiter is not None else None
+            if self.limiter is not None:
+                for _ in range(cost):
+                    tickets.append(await self.limiter.acquire())
         except BaseException:
-            self._slots.release()
+            self._finish(tickets)
             raise
+        return tickets
+
+    def _finish(self, tickets: list[Any]) -> None:
+        if self.limiter is not None:
+            for ticket in tickets:
+                if ticket is not None:
+                    self.limiter.finished(ticket)
+        self._slots.release()
 
     async def deliver(
         self,
@@ -109,11 +120,11 @@ class Pipeline:
                     raise asyncio.CancelledError
                 stop._waiting.add(task)
                 try:
-                    ticket = await self._wait_for_start()
+                    tickets = await self._wait_for_start(request.cost)
                 finally:
                     stop._waiting.discard(task)
             else:
-                ticket = await self._wait_for_start()
+                tickets = await self._wait_for_start(request.cost)
             try:
                 if before_wire is not None:
                     await before_wire()
@@ -131,9 +142,7 @@ class Pipeline:
                 self.stats.accepted += 1
                 return answer, attempts
             finally:
-                if ticket is not None and self.limiter is not None:
-                    self.limiter.finished(ticket)
-                self._slots.release()
+                self._finish(tickets)
             error.attempts = attempts
             await self._after_failure(request, error, attempts, stop, task)
 

@@ -92,6 +92,7 @@ class PreparedRequest:
     recipients: tuple[str, ...]
     action: str
     identity: bytes | None = field(default=None, repr=False)
+    cost: int = 1
 
     def json(self) -> Any:
         """The body decoded as JSON (for tests and mock handlers)."""

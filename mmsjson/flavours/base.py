@@ -16,7 +16,14 @@ from mmsjson.errors import ValidationError
 from mmsjson.models import MMS, SaveResult, SendResult
 from mmsjson.transport import PreparedRequest, RawResponse
 
-__all__ = ["Answer", "Flavour", "SendSavedOptions", "check_api_key"]
+__all__ = [
+    "Answer",
+    "Flavour",
+    "SendSavedOptions",
+    "check_api_key",
+    "send_identity",
+    "send_saved_identity",
+]
 
 #: An accepted answer as the flavour decoded it; read it with the flavour's ``*_result`` methods.
 Answer = Mapping[str, Any]
@@ -98,3 +105,58 @@ def check_api_key(key: object) -> str:
             "api_key", "contains a space, a control character or a non-ASCII character (not shown)"
         )
     return key
+
+
+def send_identity(
+    mms: MMS,
+    to: str,
+    *,
+    service_id: str | None,
+    sender: str | None,
+    to_displayonly: Sequence[str] | None = None,
+    from_mask: str | None = None,
+    client_reference: str | None = None,
+) -> bytes:
+    """What names a send in a bulk journal, whichever flavour carries it.
+
+    It is the JSON flavour's ``sendmms`` body for the same send (that body holds no secret), so a
+    run journaled through one flavour resumes through another. Built without the JSON flavour's
+    checks: a flavour that needs no service id or fallback text still gets an identity.
+    """
+    from mmsjson.flavours.json import content_fragment, join_body
+    from mmsjson.numbers import normalize_number, normalize_numbers, normalize_sender
+
+    envelope: dict[str, Any] = {"action": "sendmms"}
+    if service_id is not None and service_id != "":
+        envelope["service-id"] = str(service_id)
+    envelope["to"] = normalize_number(to, field="to")
+    if sender:
+        envelope["from"] = normalize_sender(sender, field="sender")
+    others = normalize_numbers(to_displayonly, field="to_displayonly")
+    if others:
+        envelope["to-displayonly"] = ",".join(others)
+    if from_mask is not None:
+        envelope["from-mask"] = from_mask
+    if client_reference is not None:
+        envelope["client-reference"] = client_reference
+    return join_body(envelope, content_fragment(mms))
+
+
+def send_saved_identity(
+    mms_id: str,
+    to: str,
+    *,
+    service_id: str | None,
+    sender: str | None,
+    to_displayonly: Sequence[str] | None = None,
+    from_mask: str | None = None,
+    client_reference: str | None = None,
+    **overrides: Unpack[SendSavedOptions],
+) -> bytes:
+    """What names a send of a saved template in a bulk journal: the JSON ``sendsavedmms`` body."""
+    from mmsjson.flavours.json import encode, send_saved_request
+
+    return encode(send_saved_request(
+        mms_id, to=to, service_id=service_id, sender=sender, to_displayonly=to_displayonly,
+        from_mask=from_mask, client_reference=client_reference, **overrides,
+    ))
