@@ -9,6 +9,7 @@ from mmsjson.flavours.base import (
     send_identity,
     send_saved_identity,
 )
+from mmsjson.flavours.choose import FLAVOUR_NAMES, flavour_from_env, flavour_from_name
 from mmsjson.flavours.json import DEFAULT_BASE_URL, JsonFlavour
 from mmsjson.flavours.sms_rest import SmsRestFlavour
 from mmsjson.flavours.xml import DEFAULT_XML_URL, XmlFlavour
@@ -16,6 +17,7 @@ from mmsjson.flavours.xml import DEFAULT_XML_URL, XmlFlavour
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_XML_URL",
+    "FLAVOUR_NAMES",
     "Answer",
     "Flavour",
     "JsonFlavour",
@@ -23,6 +25,8 @@ __all__ = [
     "SmsRestFlavour",
     "XmlFlavour",
     "check_api_key",
+    "flavour_from_env",
+    "flavour_from_name",
     "send_identity",
     "send_saved_identity",
 ]
