@@ -58,6 +58,13 @@ class StopToken:
             task.cancel()
 
 
+def _who(request: PreparedRequest) -> str:
+    """The recipients for a log line: a batch of hundreds is summed up, not listed."""
+    shown = ",".join(request.recipients[:3])
+    more = len(request.recipients) - 3
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
 class Pipeline:
     """Delivers prepared requests, retrying only what :func:`~mmsjson.retry.classify` allows."""
 
@@ -132,7 +139,7 @@ class Pipeline:
                 self.stats.requests += 1
                 if transport_log.isEnabledFor(logging.DEBUG):
                     transport_log.debug(
-                        "%s to %s, try %d: %s", request.action, ",".join(request.recipients),
+                        "%s to %s, try %d: %s", request.action, _who(request),
                         attempts, request.url,
                     )
                 answer = self._read(await self.transport.post(request))
@@ -164,7 +171,7 @@ class Pipeline:
                 self.stats.unknown += 1
                 pipeline_log.warning(
                     "%s to %s: outcome unknown after %d tries, not resent: %s",
-                    request.action, ",".join(request.recipients), attempts, error,
+                    request.action, _who(request), attempts, error,
                 )
             else:
                 self.stats.rejected += 1
@@ -174,7 +181,7 @@ class Pipeline:
         wait = self.retry.delay(attempts, retry_after)
         pipeline_log.info(
             "%s to %s: try %d failed (%s); retrying in %.3f s",
-            request.action, ",".join(request.recipients), attempts, error, wait,
+            request.action, _who(request), attempts, error, wait,
         )
         if stop is not None and task is not None:
             if stop.stopped:

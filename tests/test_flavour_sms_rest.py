@@ -532,3 +532,14 @@ async def test_the_fake_answers_a_good_batch_with_201_and_the_batch_object(fake:
 async def test_the_fake_refuses_a_wrong_token_and_an_unknown_plan(fake: FakeMMSServer) -> None:
     assert (await post_batch(fake, GOOD, token="nope"))[0] == 401
     assert (await post_batch(fake, GOOD, plan="other"))[0] == 403
+
+
+async def test_a_retried_batch_is_logged_with_its_first_recipients_and_a_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="mmsjson")
+    numbers = [f"1774555{1000 + i}" for i in range(5)]
+    async with client_with(Server(error(429, "too_many_requests"))) as client:
+        await client.send_batch(picture(), numbers)
+    assert "17745551000,17745551001,17745551002 and 2 more" in caplog.text
+    assert numbers[4] not in caplog.text

@@ -4,6 +4,9 @@ It checks requests the way the service documents (the ``x-api-key`` header, JSON
 answers with the documented success and failure shapes, stores templates so ``sendsavedmms`` works,
 enforces a throughput limit over a strict sliding one-second window with E113, records what it
 received, and injects faults on demand (E113 storms, HTTP errors, dropped answers, slow answers).
+The same server also serves the older XML API (``xml_url``) and SMS REST ``mt_media`` batches
+(``sms_rest_url``), sharing the window, faults, templates and records
+(:mod:`mmsjson.testing.flavours`).
 """
 
 from __future__ import annotations
