@@ -300,9 +300,7 @@ async def stream_batched(
                 continue
             done, _ = await asyncio.wait(run.pending, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
-                for outcome in run.finished(task):
-                    tally.record(outcome, run.in_flight)
-                    yield outcome
+                run.ready.extend(run.finished(task))
     finally:
         if run.pending:
             run.stop.stop()
@@ -311,6 +309,7 @@ async def stream_batched(
                 for task in done:
                     if task.cancelled():
                         run.pending.pop(task)
-                        continue
-                    for outcome in run.finished(task):
-                        tally.record(outcome, run.in_flight)
+                    else:
+                        run.ready.extend(run.finished(task))
+        while run.ready:
+            tally.record(run.ready.popleft(), run.in_flight)

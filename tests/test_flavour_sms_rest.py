@@ -4,6 +4,7 @@ journal across flavours, and the fake server's batches endpoint."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -543,3 +544,25 @@ async def test_a_retried_batch_is_logged_with_its_first_recipients_and_a_count(
         await client.send_batch(picture(), numbers)
     assert "17745551000,17745551001,17745551002 and 2 more" in caplog.text
     assert numbers[4] not in caplog.text
+
+
+async def test_the_same_job_twice_in_a_journaled_run_is_sent_once_and_replayed_once(tmp_path: Path) -> None:
+    server = Server()
+    jobs = bulk_jobs(2) + bulk_jobs(1)
+    async with client_with(server) as client:
+        outcomes = [o async for o in client.send_bulk(jobs, journal=tmp_path / "run.db")]
+    assert sorted((o.index, o.replayed) for o in outcomes) == [(0, False), (1, False), (2, True)]
+    assert {o.status for o in outcomes} == {OutcomeStatus.ACCEPTED}
+    assert sum(len(r.recipients) for r in server.requests) == 2
+
+
+async def test_leaving_a_batched_run_early_sends_nothing_more_and_reports_each_job_once() -> None:
+    server = Server()
+    seen: list[int] = []
+    async with client_with(server, flavour(max_recipients=2)) as client:
+        run = client.send_bulk(bulk_jobs(10), max_pending=1, progress=lambda p: seen.append(p.last.index))
+        async with contextlib.aclosing(run) as outcomes:
+            async for _ in outcomes:
+                break
+    assert len(seen) == len(set(seen))
+    assert sum(len(r.recipients) for r in server.requests) == len(seen) <= 4

@@ -563,3 +563,9 @@ async def test_the_fake_does_not_expand_a_billion_laughs_request(server: FakeMMS
     bomb = BILLION_LAUGHS.decode().replace("<response>", "<request>").replace("</response>", "</request>")
     _, answer = await post_xml(server, bomb)
     assert answer["error-code"] == "E108"
+
+
+def test_an_e106_answer_states_the_wait_before_a_retry() -> None:
+    with pytest.raises(ThroughputExceeded) as caught:
+        flavour().read(failure("E106", "calls must be at least 3 seconds apart"))
+    assert caught.value.retry_after == 3.0

@@ -39,7 +39,7 @@ from mmsjson.flavours.base import (
     send_identity,
     send_saved_identity,
 )
-from mmsjson.flavours.json import structure_save_result, structure_send_result
+from mmsjson.flavours.json import _stated_wait, structure_save_result, structure_send_result
 from mmsjson.models import (
     MEDIA_KINDS,
     MMS,
@@ -372,6 +372,9 @@ class XmlFlavour:
                     http_status=status, response=fields,
                 )
                 error.retry_after = raw.retry_after
+                stated = _stated_wait(error.code or "", error.info)
+                if stated is not None:
+                    error.retry_after = max(stated, raw.retry_after or 0.0)
                 raise error
         text = body.decode("utf-8", "replace")
         if 200 <= status < 300 or status in _UNKNOWN_STATUSES or status >= 505:
