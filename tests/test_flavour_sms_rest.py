@@ -566,3 +566,10 @@ async def test_leaving_a_batched_run_early_sends_nothing_more_and_reports_each_j
                 break
     assert len(seen) == len(set(seen))
     assert sum(len(r.recipients) for r in server.requests) == len(seen) <= 4
+
+
+def test_a_token_echoed_through_json_escapes_is_redacted_too() -> None:
+    escaped = "".join(f"\\u{ord(ch):04x}" for ch in SECRET)
+    with pytest.raises(BadRequestError) as caught:
+        flavour().read(RawResponse(400, f'{{"code": "syntax_invalid_json", "text": "{escaped}"}}'.encode()))
+    assert SECRET not in str(caught.value) + repr(caught.value.response)

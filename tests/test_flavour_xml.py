@@ -569,3 +569,12 @@ def test_an_e106_answer_states_the_wait_before_a_retry() -> None:
     with pytest.raises(ThroughputExceeded) as caught:
         flavour().read(failure("E106", "calls must be at least 3 seconds apart"))
     assert caught.value.retry_after == 3.0
+
+
+def test_a_key_echoed_through_character_references_is_redacted_too() -> None:
+    key = "k3y&<odd>"
+    referenced = "".join(f"&#{ord(ch)};" for ch in key)
+    answer = f"<response><status>Failure</status><error-code>E100</error-code><error-info>{referenced}</error-info></response>"
+    with pytest.raises(ApiError) as caught:
+        XmlFlavour(key, URL).read(RawResponse(200, answer.encode()))
+    assert key not in str(caught.value) + repr(caught.value.response)

@@ -21,6 +21,7 @@ __all__ = [
     "Flavour",
     "SendSavedOptions",
     "check_api_key",
+    "redact",
     "send_identity",
     "send_saved_identity",
 ]
@@ -105,6 +106,21 @@ def check_api_key(key: object) -> str:
             "api_key", "contains a space, a control character or a non-ASCII character (not shown)"
         )
     return key
+
+
+def redact(value: Any, secret: str, mask: str) -> Any:
+    """``value`` (an answer's text, or the dicts and lists decoded from it) with ``secret`` masked.
+
+    A flavour whose key travels in the body runs what comes back through this before any of it
+    can reach an exception, so a server that echoes the request never leaks the key.
+    """
+    if isinstance(value, str):
+        return value.replace(secret, mask) if secret in value else value
+    if isinstance(value, Mapping):
+        return {k: redact(v, secret, mask) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v, secret, mask) for v in value]
+    return value
 
 
 def send_identity(

@@ -35,7 +35,7 @@ from mmsjson.errors import (
     TransportError,
     ValidationError,
 )
-from mmsjson.flavours.base import Answer, SendSavedOptions, check_api_key, send_identity
+from mmsjson.flavours.base import Answer, SendSavedOptions, check_api_key, redact, send_identity
 from mmsjson.models import MMS, SaveResult, SendResult, check_deadlines, check_text
 from mmsjson.numbers import normalize_number, normalize_sender
 from mmsjson.transport import USER_AGENT, PreparedRequest, RawResponse, check_base_url
@@ -454,7 +454,7 @@ class SmsRestFlavour:
         payload: Any = None
         if not raw.truncated:
             try:
-                payload = json.loads(body)
+                payload = redact(json.loads(body), self._token.decode(), "[token]")
             except ValueError:
                 payload = None
         if 200 <= status < 300:

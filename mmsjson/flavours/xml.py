@@ -36,6 +36,7 @@ from mmsjson.flavours.base import (
     Answer,
     SendSavedOptions,
     check_api_key,
+    redact,
     send_identity,
     send_saved_identity,
 )
@@ -362,6 +363,8 @@ class XmlFlavour:
                 outcome_unknown=True, http_status=status,
             )
         fields = None if raw.truncated else parse_answer(body)
+        if fields is not None:
+            fields = {k: redact(v, self._key, _KEY_MASK.decode()) for k, v in fields.items()}
         if fields is not None:
             outcome = str(fields.get("status", "")).lower()
             if outcome == "success" and 200 <= status < 300:
