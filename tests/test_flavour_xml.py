@@ -578,3 +578,13 @@ def test_a_key_echoed_through_character_references_is_redacted_too() -> None:
     with pytest.raises(ApiError) as caught:
         XmlFlavour(key, URL).read(RawResponse(200, answer.encode()))
     assert key not in str(caught.value) + repr(caught.value.response)
+
+
+def test_a_send_saved_identity_is_the_json_flavours_body_for_the_same_send() -> None:
+    options: dict[str, Any] = {
+        "service_id": "12345", "sender": "28444", "custom_texts": {1: "Hi"}, "subject": "Hi",
+        "fallback_sms_text": "fb",
+    }
+    xml = flavour().send_saved("35674", "17745559144", **options)
+    json_request = JsonFlavour("k").send_saved("35674", "17745559144", **options)
+    assert xml.identity == json_request.body

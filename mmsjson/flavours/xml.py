@@ -158,10 +158,7 @@ def _envelope(
     client_reference: str | None,
 ) -> str:
     if to_displayonly:
-        raise _refuse(
-            "to_displayonly", "group threads (to-displayonly); send_group needs the JSON flavour",
-            action,
-        )
+        raise _refuse("to_displayonly", "group threads (to-displayonly)", action)
     if from_mask is not None:
         raise _refuse("from_mask", "sender mask (from-mask)", action)
     if client_reference is not None:
