@@ -7,8 +7,9 @@ batch's error otherwise (a batch whose answer was lost leaves every recipient in
 journal records each recipient under its own job key, as it would for one request per job, so a
 run can resume through another flavour.
 
-A partial batch is sent when no more jobs can be taken in: the jobs ran out, ``max_pending``
-batches are under way, or a job must wait for an earlier one with the same key.
+At most ``max_pending`` jobs are under way (packed or on the wire), so memory stays flat however
+many jobs there are. A partial batch is sent when no more jobs can be taken in: the jobs ran out,
+``max_pending`` jobs are under way, or a job must wait for an earlier one with the same key.
 """
 
 from __future__ import annotations
@@ -183,18 +184,21 @@ class _BatchRun:
         self.packs: dict[bytes, list[_Item]] = {}
         self.members: dict[bytes, set[str]] = {}
         self.buffered = 0
+        self.in_flight = 0
         self.pending: dict[asyncio.Task[list[BulkOutcome]], list[_Item]] = {}
         self.claimed: set[str] = set()
         self.ready: deque[BulkOutcome] = deque()
 
     @property
-    def in_flight(self) -> int:
-        return sum(len(items) for items in self.pending.values())
+    def under_way(self) -> int:
+        """Jobs taken in and not yet reported: packed, on the wire, or with an outcome to yield."""
+        return self.buffered + self.in_flight + len(self.ready)
 
     def launch(self, pack_key: bytes) -> None:
         items = self.packs.pop(pack_key)
         self.members.pop(pack_key)
         self.buffered -= len(items)
+        self.in_flight += len(items)
         task = asyncio.create_task(
             _run_pack(items, self.batcher, self.pipeline, self.stop, self.journal)
         )
@@ -245,6 +249,7 @@ class _BatchRun:
 
     def finished(self, task: asyncio.Task[list[BulkOutcome]]) -> list[BulkOutcome]:
         items = self.pending.pop(task)
+        self.in_flight -= len(items)
         for item in items:
             if item.key is not None:
                 self.claimed.discard(item.key)
@@ -261,8 +266,8 @@ async def stream_batched(
     progress: Callable[[BulkProgress], object] | None = None,
     journal: BulkJournal | None = None,
 ) -> AsyncGenerator[BulkOutcome, None]:
-    """Run ``jobs`` packed into batches, at most ``max_pending`` batches under way; yield an
-    outcome per job as its batch completes."""
+    """Run ``jobs`` packed into batches, at most ``max_pending`` jobs under way; yield an outcome
+    per job as its batch completes."""
     if max_pending < 1:
         raise ValueError("max_pending must be at least 1")
     tally = _Tally(progress)
@@ -275,7 +280,7 @@ async def stream_batched(
             if held is not None and held.key not in run.claimed:
                 await run.admit(held)
                 held = None
-            while not exhausted and held is None and len(run.pending) < max_pending:
+            while not exhausted and held is None and run.under_way < max_pending:
                 try:
                     job = await anext(source)
                 except StopAsyncIteration:
@@ -308,7 +313,7 @@ async def stream_batched(
                 done, _ = await asyncio.wait(run.pending, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     if task.cancelled():
-                        run.pending.pop(task)
+                        run.in_flight -= len(run.pending.pop(task))
                     else:
                         run.ready.extend(run.finished(task))
         while run.ready:

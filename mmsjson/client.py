@@ -411,8 +411,8 @@ class MMSClient:
         jobs already on the wire are awaited and reported to ``progress``, and none twice.
 
         Through a flavour that carries many recipients per request (SMS REST batches), jobs that
-        differ only in the recipient are packed into batches and ``max_pending`` counts batches;
-        each job still gets its own outcome and journal entry.
+        differ only in the recipient are packed into batches (``max_pending`` defaults to four
+        full batches); each job still gets its own outcome and journal entry.
 
         With ``journal`` (a SQLite file path, or a :class:`BulkJournal`), each job is recorded
         before it is sent and after, and a rerun of the same jobs skips what was accepted, resends
@@ -432,7 +432,7 @@ class MMSClient:
                     progress=progress, journal=opened,
                 ) if batcher is None else stream_batched(
                     jobs, self._job_request, self._pipeline, batcher,
-                    max_pending=max_pending or 2 * self.max_in_flight,
+                    max_pending=max_pending or max(2 * self.max_in_flight, 4 * batcher.max_recipients),
                     progress=progress, journal=opened,
                 )
             ) as outcomes:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -560,7 +560,7 @@ async def test_leaving_a_batched_run_early_sends_nothing_more_and_reports_each_j
     server = Server()
     seen: list[int] = []
     async with client_with(server, flavour(max_recipients=2)) as client:
-        run = client.send_bulk(bulk_jobs(10), max_pending=1, progress=lambda p: seen.append(p.last.index))
+        run = client.send_bulk(bulk_jobs(10), max_pending=2, progress=lambda p: seen.append(p.last.index))
         async with contextlib.aclosing(run) as outcomes:
             async for _ in outcomes:
                 break
@@ -573,3 +573,22 @@ def test_a_token_echoed_through_json_escapes_is_redacted_too() -> None:
     with pytest.raises(BadRequestError) as caught:
         flavour().read(RawResponse(400, f'{{"code": "syntax_invalid_json", "text": "{escaped}"}}'.encode()))
     assert SECRET not in str(caught.value) + repr(caught.value.response)
+
+
+async def test_a_batched_run_holds_at_most_max_pending_jobs_however_many_there_are() -> None:
+    pulled = 0
+
+    def counted() -> Iterator[BulkJob]:
+        nonlocal pulled
+        for job in bulk_jobs(50):
+            pulled += 1
+            yield job
+
+    most = 0
+    done = 0
+    async with client_with(Server(), flavour(max_recipients=4)) as client:
+        async for _ in client.send_bulk(counted(), max_pending=8):
+            done += 1
+            most = max(most, pulled - done)
+    assert done == 50
+    assert most <= 8

@@ -8,6 +8,7 @@ The send pipeline, the limiter, the retries, the fan-out and the journal know no
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypedDict, Unpack
@@ -139,7 +140,7 @@ def send_identity(
     run journaled through one flavour resumes through another. Built without the JSON flavour's
     checks: a flavour that needs no service id or fallback text still gets an identity.
     """
-    from mmsjson.flavours.json import content_fragment, join_body
+    from mmsjson.flavours.json import join_body
     from mmsjson.numbers import normalize_number, normalize_numbers, normalize_sender
 
     envelope: dict[str, Any] = {"action": "sendmms"}
@@ -155,7 +156,25 @@ def send_identity(
         envelope["from-mask"] = from_mask
     if client_reference is not None:
         envelope["client-reference"] = client_reference
-    return join_body(envelope, content_fragment(mms))
+    return join_body(envelope, _content_fragment(mms))
+
+
+_FRAGMENTS: OrderedDict[int, tuple[MMS, bytes]] = OrderedDict()
+_FRAGMENT_CACHE_SIZE = 32
+
+
+def _content_fragment(mms: MMS) -> bytes:
+    """The JSON content of ``mms``, encoded once per message object for the jobs that share it."""
+    from mmsjson.flavours.json import content_fragment
+
+    cached = _FRAGMENTS.get(id(mms))
+    if cached is not None and cached[0] is mms:
+        return cached[1]
+    fragment = content_fragment(mms)
+    _FRAGMENTS[id(mms)] = (mms, fragment)
+    if len(_FRAGMENTS) > _FRAGMENT_CACHE_SIZE:
+        _FRAGMENTS.popitem(last=False)
+    return fragment
 
 
 def send_saved_identity(

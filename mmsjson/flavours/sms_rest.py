@@ -358,7 +358,7 @@ class SmsRestFlavour:
             client_reference=client_reference, parameters=None,
         )
         identity = send_identity(
-            mms, recipient, service_id=service_id, sender=sender, from_mask=from_mask,
+            mms, recipient[1:], service_id=service_id, sender=sender, from_mask=from_mask,
             client_reference=client_reference,
         )
         return self._request(payload, identity)
