@@ -13,13 +13,14 @@ import os
 import ssl
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any
 
 import aiohttp
 
+from mmsjson._batching import batcher_of, run_batches, stream_batched
 from mmsjson._fanout import run_group, stream_bulk
 from mmsjson._pipeline import ClientStats, Pipeline
 from mmsjson.errors import MediaError, ValidationError
@@ -368,6 +369,51 @@ class MMSClient:
         await self._preflight(content)
         return await run_group(self._pipeline, requests, self.flavour.send_result, progress)
 
+    async def send_batch(
+        self,
+        mms: MMS,
+        recipients: Iterable[str],
+        *,
+        sender: str | None = None,
+        from_mask: str | None = None,
+        client_reference: str | None = None,
+        parameters: Mapping[str, Mapping[str, str]] | None = None,
+        progress: Callable[[Outcome], object] | None = None,
+    ) -> GroupResult:
+        """Send ``mms`` to each of ``recipients`` as their own message (no group thread).
+
+        Through SMS REST the recipients are packed into batches of the flavour's
+        ``max_recipients``, and ``parameters`` fills ``${name}`` placeholders per recipient
+        (``{"name": {"+15551231234": "Ann", "default": "there"}}``); other flavours make one
+        request per recipient and take no ``parameters``. Every request is checked before the
+        first is sent; each recipient gets an outcome.
+        """
+        batches = getattr(self.flavour, "batches", None)
+        batcher = batcher_of(self.flavour)
+        if batches is None or batcher is None:
+            if parameters is not None:
+                raise ValidationError(
+                    "parameters", f"the {self.flavour.name} flavour has no per-recipient parameters"
+                )
+            people = normalize_numbers(recipients, field="recipients")
+            if not people:
+                raise ValidationError("recipients", "a batch needs at least one recipient")
+            requests = [
+                self._send_request(
+                    mms, person, sender=sender, from_mask=from_mask,
+                    client_reference=client_reference,
+                )
+                for person in people
+            ]
+            await self._preflight(mms)
+            return await run_group(self._pipeline, requests, self.flavour.send_result, progress)
+        packed: list[PreparedRequest] = batches(
+            mms, recipients, sender=sender or self.sender, from_mask=from_mask,
+            client_reference=client_reference, parameters=parameters,
+        )
+        await self._preflight(mms)
+        return await run_batches(self._pipeline, packed, batcher, progress)
+
     async def send_bulk(
         self,
         jobs: Iterable[BulkJob] | AsyncIterable[BulkJob],
@@ -375,7 +421,7 @@ class MMSClient:
         progress: Callable[[BulkProgress], object] | None = None,
         max_pending: int | None = None,
         journal: str | os.PathLike[str] | BulkJournal | None = None,
-    ) -> AsyncIterator[BulkOutcome]:
+    ) -> AsyncGenerator[BulkOutcome, None]:
         """Send each job and yield a :class:`BulkOutcome` per job as it completes.
 
         Jobs are read lazily and at most ``max_pending`` (default twice ``max_in_flight``) are
@@ -383,6 +429,10 @@ class MMSClient:
         ``rejected`` outcome and the run goes on. ``progress`` is called after every outcome. If
         the run is cancelled or the loop left early, jobs not yet sent are dropped unreported,
         jobs already on the wire are awaited and reported to ``progress``, and none twice.
+
+        Through a flavour that carries many recipients per request (SMS REST batches), jobs that
+        differ only in the recipient are packed into batches (``max_pending`` defaults to four
+        full batches); each job still gets its own outcome and journal entry.
 
         With ``journal`` (a SQLite file path, or a :class:`BulkJournal`), each job is recorded
         before it is sent and after, and a rerun of the same jobs skips what was accepted, resends
@@ -393,11 +443,16 @@ class MMSClient:
             opened, owned = journal, False
         else:
             opened, owned = BulkJournal(journal), True
+        batcher = batcher_of(self.flavour)
         try:
             async with contextlib.aclosing(
                 stream_bulk(
                     jobs, self._job_request, self._pipeline, self.flavour.send_result,
                     max_pending=max_pending or 2 * self.max_in_flight,
+                    progress=progress, journal=opened,
+                ) if batcher is None else stream_batched(
+                    jobs, self._job_request, self._pipeline, batcher,
+                    max_pending=max_pending or max(2 * self.max_in_flight, 4 * batcher.max_recipients),
                     progress=progress, journal=opened,
                 )
             ) as outcomes:

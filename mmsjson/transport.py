@@ -82,8 +82,9 @@ class PreparedRequest:
 
     ``recipients`` are the numbers this request delivers to (one for the JSON API, up to 1,000 for
     an SMS REST batch), each of which gets an outcome from its answer. ``identity`` is what names
-    the request in a journal when ``body`` carries a secret; by default the body does. Neither the
-    headers nor the body appear in the ``repr``: either may hold the API key.
+    the request in a journal when ``body`` carries a secret; by default the body does. ``cost`` is
+    how many limiter tickets the request takes (an SMS REST batch may count by its recipients).
+    Neither the headers nor the body appear in the ``repr``: either may hold the API key.
     """
 
     url: str
@@ -92,6 +93,7 @@ class PreparedRequest:
     recipients: tuple[str, ...]
     action: str
     identity: bytes | None = field(default=None, repr=False)
+    cost: int = 1
 
     def json(self) -> Any:
         """The body decoded as JSON (for tests and mock handlers)."""
