@@ -1,14 +1,15 @@
 """Griffe extensions that let mkdocstrings render mmsjson's reference as a reader needs it.
 
-:class:`RestRoles` turns the reST markup of the docstrings into Markdown. The docstrings are written for humans reading the source: ``double backticks`` for code (already
-valid Markdown), Sphinx roles such as :class:`~mmsjson.errors.ApiError` for cross-references, and
-``::`` before a literal block. This rewrites each role into a mkdocstrings cross-reference
-(``[`ApiError`][mmsjson.errors.ApiError]``) when the name resolves to an object Griffe knows, or into
-plain code when it does not, and ends a paragraph that introduces a literal block with one colon.
-mkdocs-autorefs then links the reference to the page that renders the object, and ``mkdocs build
---strict`` fails when a public object is referenced but rendered nowhere. Modules and private
-objects are linked only where they are rendered (a module whose names are shown one by one, such as
-``mmsjson.models``, has no heading of its own), and shown as code otherwise.
+:class:`RestRoles` turns the reST markup of the docstrings into Markdown. The docstrings are
+written for humans reading the source: ``double backticks`` for code (already valid Markdown),
+Sphinx roles such as :class:`~mmsjson.errors.ApiError` for cross-references, and ``::`` before a
+literal block. Each role becomes a mkdocstrings cross-reference (``[`ApiError`][mmsjson.errors.ApiError]``)
+when the name resolves to an object Griffe knows, or plain code when it does not, and a paragraph
+that introduces a literal block ends with one colon. mkdocs-autorefs then links the reference to
+the page that renders the object, and ``mkdocs build --strict`` fails when a public object is
+referenced but rendered nowhere. Modules and private objects are linked only where they are
+rendered (a module whose names are shown one by one, such as ``mmsjson.models``, has no heading of
+its own), and shown as code otherwise.
 
 :class:`AttrsClasses` gives each attrs class the ``__init__`` signature attrs generates, which
 static analysis cannot see, and shows each field with its default rather than the ``field(...)``
@@ -99,9 +100,10 @@ def _default(field: attrs.Attribute[Any]) -> str | None:
     """How a field's default reads in a signature; None when the field is required."""
     if field.default is attrs.NOTHING:
         return None
-    if isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
-        return f"{getattr(field.default.factory, '__name__', 'factory')}()"
-    return repr(field.default)
+    default: Any = field.default
+    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        return f"{getattr(default.factory, '__name__', 'factory')}()"
+    return repr(default)
 
 
 def _document_attrs_class(cls: griffe.Class, runtime: Any) -> None:
@@ -116,7 +118,9 @@ def _document_attrs_class(cls: griffe.Class, runtime: Any) -> None:
         if not field.init:
             continue
         annotation = member.annotation if isinstance(member, griffe.Attribute) else None
-        kind = griffe.ParameterKind.keyword_only if field.kw_only else griffe.ParameterKind.positional_or_keyword
+        kind = griffe.ParameterKind.positional_or_keyword
+        if field.kw_only:
+            kind = griffe.ParameterKind.keyword_only
         parameters.append(griffe.Parameter(field.alias, annotation=annotation, kind=kind, default=default))
     init = griffe.Function("__init__", lineno=0, endlineno=0, parent=cls, returns="None",
                            parameters=griffe.Parameters(*parameters))
