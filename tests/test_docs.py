@@ -76,6 +76,13 @@ def test_sphinx_roles_in_docstrings_are_rendered_as_links_or_code(site: Path) ->
     assert not raw
 
 
+def test_an_attrs_class_shows_its_generated_signature_and_plain_defaults(site: Path) -> None:
+    html = (site / "reference" / "messages" / "index.html").read_text(encoding="utf-8")
+    text = re.sub(r"<[^>]+>", "", html)
+    assert re.search(r"MMS\(\s*\*,\s*slides: tuple\[Slide, \.\.\.\],\s*subject: str \| None = None,", text)
+    assert not re.search(r"=\s*field\(", text)
+
+
 def test_a_docstring_cross_reference_links_to_the_page_of_its_target(site: Path) -> None:
     html = (site / "reference" / "client" / "index.html").read_text(encoding="utf-8")
     assert re.search(r'<a class="autorefs autorefs-internal"[^>]*href="\.\./limiting/#mmsjson\.limiting', html)
