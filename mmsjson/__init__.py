@@ -22,7 +22,7 @@ from mmsjson.errors import (
     TransportError,
     ValidationError,
 )
-from mmsjson.flavours import Flavour, JsonFlavour
+from mmsjson.flavours import Flavour, JsonFlavour, SmsRestFlavour, XmlFlavour, flavour_from_name
 from mmsjson.flavours.json import dump_mms, load_mms
 from mmsjson.journal import BulkJournal
 from mmsjson.limiting import Limiter, LimiterStats, ThroughputLimiter
@@ -99,6 +99,7 @@ __all__ = [
     "SenderError",
     "ServerError",
     "Slide",
+    "SmsRestFlavour",
     "StoreError",
     "TemplateError",
     "TemplateEvent",
@@ -110,10 +111,12 @@ __all__ = [
     "ValidationError",
     "Verdict",
     "Video",
+    "XmlFlavour",
     "__version__",
     "check_media",
     "classify",
     "dump_mms",
+    "flavour_from_name",
     "load_mms",
     "normalize_number",
 ]

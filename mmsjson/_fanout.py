@@ -14,6 +14,7 @@ from collections.abc import (
     AsyncIterator,
     Awaitable,
     Callable,
+    Coroutine,
     Iterable,
     Sequence,
 )
@@ -207,15 +208,40 @@ class _Tally:
             )
 
 
-async def _drain(pending: set[asyncio.Task[BulkOutcome]], stop: StopToken, tally: _Tally) -> None:
-    """Stop a run: drop what has not been sent, await what is on the wire and record it."""
+class _Running:
+    """The jobs under way, and a queue their tasks join as each one finishes.
+
+    One done-callback per task and one queue hand-off per outcome: ``asyncio.wait`` over every
+    pending task would add and remove a callback on each of them for every outcome, O(pending)
+    allocations per job, which is what set the garbage collector off every few dozen jobs.
+    """
+
+    def __init__(self) -> None:
+        self.pending: set[asyncio.Task[BulkOutcome]] = set()
+        self.finished: asyncio.Queue[asyncio.Task[BulkOutcome]] = asyncio.Queue()
+
+    def start(self, job: Coroutine[Any, Any, BulkOutcome]) -> None:
+        task = asyncio.create_task(job)
+        task.add_done_callback(self.finished.put_nowait)
+        self.pending.add(task)
+
+    async def next_finished(self) -> asyncio.Task[BulkOutcome]:
+        task = await self.finished.get()
+        self.pending.discard(task)
+        return task
+
+
+async def _drain(running: _Running, stop: StopToken, tally: _Tally) -> None:
+    """Stop a run: drop what has not been sent, await what is on the wire and record it.
+
+    A job that failed (its journal could not be written) is not reported: the run is already
+    ending with the first such error, and the rerun sends the job.
+    """
     stop.stop()
-    while pending:
-        done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            pending.discard(task)
-            if not task.cancelled():
-                tally.record(task.result(), len(pending))
+    while running.pending:
+        task = await running.next_finished()
+        if not task.cancelled() and task.exception() is None:
+            tally.record(task.result(), len(running.pending))
 
 
 async def stream_bulk(
@@ -233,32 +259,27 @@ async def stream_bulk(
         raise ValueError("max_pending must be at least 1")
     tally = _Tally(progress)
     stop = StopToken()
-    pending: set[asyncio.Task[BulkOutcome]] = set()
+    running = _Running()
     source = _jobs_of(jobs)
     exhausted = False
     try:
         while True:
-            while not exhausted and len(pending) < max_pending:
+            while not exhausted and len(running.pending) < max_pending:
                 try:
                     job = await anext(source)
                 except StopAsyncIteration:
                     exhausted = True
                     break
-                pending.add(asyncio.create_task(
-                    _run_job(tally.started, job, prepare, pipeline, result, stop, journal)
-                ))
+                running.start(_run_job(tally.started, job, prepare, pipeline, result, stop, journal))
                 tally.started += 1
-            if not pending:
+            if not running.pending:
                 return
-            done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                pending.discard(task)
-                outcome = task.result()
-                tally.record(outcome, len(pending))
-                yield outcome
+            outcome = (await running.next_finished()).result()
+            tally.record(outcome, len(running.pending))
+            yield outcome
     finally:
-        if pending:
-            await _drain(pending, stop, tally)
+        if running.pending:
+            await _drain(running, stop, tally)
 
 
 async def _jobs_of(jobs: Iterable[BulkJob] | AsyncIterable[BulkJob]) -> AsyncIterator[BulkJob]:

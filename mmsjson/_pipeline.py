@@ -24,6 +24,8 @@ from mmsjson.transport import PreparedRequest, RawResponse, Transport
 
 __all__ = ["ClientStats", "Pipeline", "StopToken"]
 
+_NO_TICKETS: list[Any] = []
+
 
 @define
 class ClientStats:
@@ -58,6 +60,13 @@ class StopToken:
             task.cancel()
 
 
+def _who(request: PreparedRequest) -> str:
+    """The recipients for a log line: a batch of hundreds is summed up, not listed."""
+    shown = ",".join(request.recipients[:3])
+    more = len(request.recipients) - 3
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
 class Pipeline:
     """Delivers prepared requests, retrying only what :func:`~mmsjson.retry.classify` allows."""
 
@@ -78,13 +87,25 @@ class Pipeline:
         self._read = read
         self._slots = asyncio.Semaphore(max_in_flight)
 
-    async def _wait_for_start(self) -> Any:
+    async def _wait_for_start(self, cost: int) -> list[Any]:
         await self._slots.acquire()
+        tickets: list[Any] = []
+        if self.limiter is None:
+            return tickets
         try:
-            return await self.limiter.acquire() if self.limiter is not None else None
+            for _ in range(cost):
+                tickets.append(await self.limiter.acquire())
         except BaseException:
-            self._slots.release()
+            self._finish(tickets)
             raise
+        return tickets
+
+    def _finish(self, tickets: list[Any]) -> None:
+        if self.limiter is not None:
+            for ticket in tickets:
+                if ticket is not None:
+                    self.limiter.finished(ticket)
+        self._slots.release()
 
     async def deliver(
         self,
@@ -110,11 +131,14 @@ class Pipeline:
                     raise asyncio.CancelledError
                 stop._waiting.add(task)
                 try:
-                    ticket = await self._wait_for_start()
+                    tickets = await self._wait_for_start(request.cost)
                 finally:
                     stop._waiting.discard(task)
+            elif self.limiter is None:
+                await self._slots.acquire()
+                tickets = _NO_TICKETS
             else:
-                ticket = await self._wait_for_start()
+                tickets = await self._wait_for_start(request.cost)
             try:
                 if before_wire is not None:
                     await before_wire()
@@ -122,7 +146,7 @@ class Pipeline:
                 self.stats.requests += 1
                 if transport_log.isEnabledFor(logging.DEBUG):
                     transport_log.debug(
-                        "%s to %s, try %d: %s", request.action, ",".join(request.recipients),
+                        "%s to %s, try %d: %s", request.action, _who(request),
                         attempts, request.url,
                     )
                 try:
@@ -137,9 +161,7 @@ class Pipeline:
                     self.stats.accepted += 1
                     return answer, attempts
             finally:
-                if ticket is not None and self.limiter is not None:
-                    self.limiter.finished(ticket)
-                self._slots.release()
+                self._finish(tickets)
             error.attempts = attempts
             await self._after_failure(request, error, attempts, stop, task)
 
@@ -161,7 +183,7 @@ class Pipeline:
                 self.stats.unknown += 1
                 pipeline_log.warning(
                     "%s to %s: outcome unknown after %d tries, not resent: %s",
-                    request.action, ",".join(request.recipients), attempts, error,
+                    request.action, _who(request), attempts, error,
                 )
             else:
                 self.stats.rejected += 1
@@ -171,7 +193,7 @@ class Pipeline:
         wait = self.retry.delay(attempts, retry_after)
         pipeline_log.info(
             "%s to %s: try %d failed (%s); retrying in %.3f s",
-            request.action, ",".join(request.recipients), attempts, error, wait,
+            request.action, _who(request), attempts, error, wait,
         )
         if stop is not None and task is not None:
             if stop.stopped:

@@ -13,13 +13,14 @@ import os
 import ssl
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any
 
 import aiohttp
 
+from mmsjson._batching import batcher_of, run_batches, stream_batched
 from mmsjson._fanout import run_group, stream_bulk
 from mmsjson._pipeline import ClientStats, Pipeline
 from mmsjson.errors import MediaError, ValidationError
@@ -41,22 +42,27 @@ from mmsjson.numbers import normalize_number, normalize_numbers
 from mmsjson.retry import RetryPolicy
 from mmsjson.transport import AiohttpTransport, PreparedRequest, Transport
 
-__all__ = ["API_KEY_ENV", "ClientStats", "MMSClient"]
+__all__ = ["API_KEY_ENV", "BASE_URL_ENV", "SENDER_ENV", "SERVICE_ID_ENV", "ClientStats", "MMSClient"]
 
 API_KEY_ENV = "MMSJSON_API_KEY"
+BASE_URL_ENV = "MMSJSON_BASE_URL"
+SERVICE_ID_ENV = "MMSJSON_SERVICE_ID"
+SENDER_ENV = "MMSJSON_SENDER"
 _MEDIA_CACHE_SIZE = 1024
 
 
 class MMSClient:
     """The client for the MMS JSON API.
 
-    ``api_key`` falls back to the ``MMSJSON_API_KEY`` environment variable; surrounding whitespace
-    (a key read from a file) is dropped. ``service_id`` and ``sender`` are defaults each call may
-    override. ``throughput`` is the account's limit in requests per second (``None`` turns the
-    limiter off, e.g. against a local fake server); every request of this client, retries
-    included, shares one limiter: a :class:`~mmsjson.limiting.ThroughputLimiter`, or the
-    ``limiter`` passed in (any :class:`~mmsjson.limiting.Limiter`, e.g. one shared by several
-    processes). ``max_in_flight`` caps requests waiting for an answer.
+    ``api_key``, ``base_url``, ``service_id`` and ``sender`` fall back to the environment variables
+    ``MMSJSON_API_KEY``, ``MMSJSON_BASE_URL``, ``MMSJSON_SERVICE_ID`` and ``MMSJSON_SENDER`` (the
+    ones the ``mmsjson`` command and its sandbox use); surrounding whitespace in a key (read from a
+    file) is dropped. ``service_id`` and ``sender`` are defaults each call may override.
+    ``throughput`` is the account's limit in requests per second (``None`` turns the limiter off,
+    e.g. against a local fake server); every request of this client, retries included, shares one
+    limiter: a :class:`~mmsjson.limiting.ThroughputLimiter`, or the ``limiter`` passed in (any
+    :class:`~mmsjson.limiting.Limiter`, e.g. one shared by several processes). ``max_in_flight``
+    caps requests waiting for an answer.
 
     The seams can be replaced: ``flavour`` (how requests are written; default the JSON API at
     ``base_url``), ``transport`` (how they are posted; default aiohttp, or e.g.
@@ -76,7 +82,7 @@ class MMSClient:
         burst: int | None = None,
         margin: float = 0.005,
         limiter: Limiter[Any] | None = None,
-        base_url: str = DEFAULT_BASE_URL,
+        base_url: str | None = None,
         flavour: Flavour | None = None,
         transport: Transport | None = None,
         session: aiohttp.ClientSession | None = None,
@@ -96,7 +102,7 @@ class MMSClient:
                 raise ValidationError(
                     "api_key", f"is required: pass api_key= or set the {API_KEY_ENV} variable"
                 )
-            flavour = JsonFlavour(key, base_url)
+            flavour = JsonFlavour(key, base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL)
         if not isinstance(max_in_flight, int) or max_in_flight < 1:
             raise ValidationError("max_in_flight", "must be an integer of at least 1")
         if limiter is None and throughput is not None:
@@ -112,8 +118,8 @@ class MMSClient:
                 answer_timeout=answer_timeout,
             )
             self._closers.append(transport.aclose)
-        self.service_id = service_id
-        self.sender = sender
+        self.service_id = service_id if service_id is not None else os.environ.get(SERVICE_ID_ENV)
+        self.sender = sender if sender is not None else os.environ.get(SENDER_ENV)
         self.flavour = flavour
         self.limiter = limiter
         self.retry = retry or RetryPolicy()
@@ -363,6 +369,51 @@ class MMSClient:
         await self._preflight(content)
         return await run_group(self._pipeline, requests, self.flavour.send_result, progress)
 
+    async def send_batch(
+        self,
+        mms: MMS,
+        recipients: Iterable[str],
+        *,
+        sender: str | None = None,
+        from_mask: str | None = None,
+        client_reference: str | None = None,
+        parameters: Mapping[str, Mapping[str, str]] | None = None,
+        progress: Callable[[Outcome], object] | None = None,
+    ) -> GroupResult:
+        """Send ``mms`` to each of ``recipients`` as their own message (no group thread).
+
+        Through SMS REST the recipients are packed into batches of the flavour's
+        ``max_recipients``, and ``parameters`` fills ``${name}`` placeholders per recipient
+        (``{"name": {"+15551231234": "Ann", "default": "there"}}``); other flavours make one
+        request per recipient and take no ``parameters``. Every request is checked before the
+        first is sent; each recipient gets an outcome.
+        """
+        batches = getattr(self.flavour, "batches", None)
+        batcher = batcher_of(self.flavour)
+        if batches is None or batcher is None:
+            if parameters is not None:
+                raise ValidationError(
+                    "parameters", f"the {self.flavour.name} flavour has no per-recipient parameters"
+                )
+            people = normalize_numbers(recipients, field="recipients")
+            if not people:
+                raise ValidationError("recipients", "a batch needs at least one recipient")
+            requests = [
+                self._send_request(
+                    mms, person, sender=sender, from_mask=from_mask,
+                    client_reference=client_reference,
+                )
+                for person in people
+            ]
+            await self._preflight(mms)
+            return await run_group(self._pipeline, requests, self.flavour.send_result, progress)
+        packed: list[PreparedRequest] = batches(
+            mms, recipients, sender=sender or self.sender, from_mask=from_mask,
+            client_reference=client_reference, parameters=parameters,
+        )
+        await self._preflight(mms)
+        return await run_batches(self._pipeline, packed, batcher, progress)
+
     async def send_bulk(
         self,
         jobs: Iterable[BulkJob] | AsyncIterable[BulkJob],
@@ -370,7 +421,7 @@ class MMSClient:
         progress: Callable[[BulkProgress], object] | None = None,
         max_pending: int | None = None,
         journal: str | os.PathLike[str] | BulkJournal | None = None,
-    ) -> AsyncIterator[BulkOutcome]:
+    ) -> AsyncGenerator[BulkOutcome, None]:
         """Send each job and yield a :class:`BulkOutcome` per job as it completes.
 
         Jobs are read lazily and at most ``max_pending`` (default twice ``max_in_flight``) are
@@ -378,6 +429,10 @@ class MMSClient:
         ``rejected`` outcome and the run goes on. ``progress`` is called after every outcome. If
         the run is cancelled or the loop left early, jobs not yet sent are dropped unreported,
         jobs already on the wire are awaited and reported to ``progress``, and none twice.
+
+        Through a flavour that carries many recipients per request (SMS REST batches), jobs that
+        differ only in the recipient are packed into batches (``max_pending`` defaults to four
+        full batches); each job still gets its own outcome and journal entry.
 
         With ``journal`` (a SQLite file path, or a :class:`BulkJournal`), each job is recorded
         before it is sent and after, and a rerun of the same jobs skips what was accepted, resends
@@ -388,11 +443,16 @@ class MMSClient:
             opened, owned = journal, False
         else:
             opened, owned = BulkJournal(journal), True
+        batcher = batcher_of(self.flavour)
         try:
             async with contextlib.aclosing(
                 stream_bulk(
                     jobs, self._job_request, self._pipeline, self.flavour.send_result,
                     max_pending=max_pending or 2 * self.max_in_flight,
+                    progress=progress, journal=opened,
+                ) if batcher is None else stream_batched(
+                    jobs, self._job_request, self._pipeline, batcher,
+                    max_pending=max_pending or max(2 * self.max_in_flight, 4 * batcher.max_recipients),
                     progress=progress, journal=opened,
                 )
             ) as outcomes:

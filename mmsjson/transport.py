@@ -82,8 +82,9 @@ class PreparedRequest:
 
     ``recipients`` are the numbers this request delivers to (one for the JSON API, up to 1,000 for
     an SMS REST batch), each of which gets an outcome from its answer. ``identity`` is what names
-    the request in a journal when ``body`` carries a secret; by default the body does. Neither the
-    headers nor the body appear in the ``repr``: either may hold the API key.
+    the request in a journal when ``body`` carries a secret; by default the body does. ``cost`` is
+    how many limiter tickets the request takes (an SMS REST batch may count by its recipients).
+    Neither the headers nor the body appear in the ``repr``: either may hold the API key.
     """
 
     url: str
@@ -92,6 +93,7 @@ class PreparedRequest:
     recipients: tuple[str, ...]
     action: str
     identity: bytes | None = field(default=None, repr=False)
+    cost: int = 1
 
     def json(self) -> Any:
         """The body decoded as JSON (for tests and mock handlers)."""
@@ -150,10 +152,54 @@ def _tls_reason(exc: BaseException, https: bool) -> str | None:
     return None
 
 
+class _Deadlines:
+    """One timer for every answer in flight: a sweep each quarter deadline cancels the late ones.
+
+    A per-request ``asyncio.timeout`` costs a timer handle per request (about 3.5 µs); this costs a
+    dict entry. A request expires between one and one and a quarter deadlines after it started.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._due: dict[asyncio.Task[Any], float] = {}
+        self._expired: set[asyncio.Task[Any]] = set()
+        self._sweeping: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self, task: asyncio.Task[Any]) -> None:
+        loop = task.get_loop()
+        self._due[task] = loop.time() + self.seconds
+        if self._sweeping is None or self._loop is not loop:
+            self._loop = loop
+            self._sweeping = loop.call_later(self.seconds / 4, self._sweep, loop)
+
+    def stop(self) -> None:
+        if self._sweeping is not None:
+            self._sweeping.cancel()
+            self._sweeping = None
+
+    def finish(self, task: asyncio.Task[Any]) -> bool:
+        """Forget ``task``; true if its deadline passed and it was cancelled for that."""
+        self._due.pop(task, None)
+        if task in self._expired:
+            self._expired.discard(task)
+            return True
+        return False
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        if loop is not self._loop:
+            return
+        now = loop.time()
+        late = [task for task, due in self._due.items() if due <= now]
+        for task in late:
+            del self._due[task]
+            self._expired.add(task)
+            task.cancel()
+        self._sweeping = loop.call_later(self.seconds / 4, self._sweep, loop) if self._due else None
+
+
 async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> tuple[bytes, bool]:
-    length = response.content_length
-    if length is not None and length <= cap:
-        return await response.read(), False
+    """At most ``cap`` bytes of an answer of unknown or too great a length, and whether it was cut."""
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.content.iter_any():
@@ -189,6 +235,7 @@ class AiohttpTransport:
             total=None, sock_connect=connect_timeout, sock_read=read_timeout
         )
         self.answer_timeout = answer_timeout if answer_timeout is not None else 3 * read_timeout
+        self._deadlines = _Deadlines(self.answer_timeout)
         self._session = session
         self._owns_session = session is None
         self._ssl: _ssl.SSLContext | bool = ssl if ssl is not None else (
@@ -208,20 +255,9 @@ class AiohttpTransport:
 
     async def aclose(self) -> None:
         """Close the aiohttp session if this object created it."""
+        self._deadlines.stop()
         if self._owns_session and self._session is not None and not self._session.closed:
             await self._session.close()
-
-    async def _exchange(self, request: PreparedRequest) -> RawResponse:
-        async with self._client_session().post(
-            request.url, data=request.body, headers=request.headers,
-            timeout=self._timeout, ssl=self._ssl, allow_redirects=False,
-        ) as response:
-            body, truncated = await _read_capped(response, self._cap)
-            retry_after = response.headers.get("Retry-After")
-            return RawResponse(
-                response.status, body,
-                None if retry_after is None else parse_retry_after(retry_after), truncated,
-            )
 
     async def post(self, request: PreparedRequest) -> RawResponse:
         """POST ``request``; raise :class:`TransportError` saying whether it may have been accepted.
@@ -229,9 +265,31 @@ class AiohttpTransport:
         The error is raised outside the handler that caught aiohttp's, so it chains nothing: an
         aiohttp error's ``request_info`` holds the request headers, which may hold the key.
         """
+        task = asyncio.current_task()
+        assert task is not None
+        self._deadlines.start(task)
         try:
-            async with asyncio.timeout(self.answer_timeout):
-                return await self._exchange(request)
+            async with self._client_session().post(
+                request.url, data=request.body, headers=request.headers, timeout=self._timeout,
+                ssl=self._ssl if request.url.startswith("https:") else False, allow_redirects=False,
+            ) as response:
+                length = response.content_length
+                if length is not None and length <= self._cap:
+                    body, truncated = await response.read(), False
+                else:
+                    body, truncated = await _read_capped(response, self._cap)
+                retry_after = response.headers.get("Retry-After")
+                return RawResponse(
+                    response.status, body,
+                    None if retry_after is None else parse_retry_after(retry_after), truncated,
+                )
+        except asyncio.CancelledError:
+            if not self._deadlines.finish(task):
+                raise
+            task.uncancel()
+            error = TransportError(
+                f"the answer did not complete within {self.answer_timeout:g} s", outcome_unknown=True
+            )
         except aiohttp.ClientConnectorError as exc:
             reason = _tls_reason(exc, request.url.startswith("https:"))
             if reason is not None:
@@ -246,10 +304,6 @@ class AiohttpTransport:
         except aiohttp.SocketTimeoutError:
             error = TransportError("no answer from the API within the read timeout",
                                    outcome_unknown=True)
-        except TimeoutError:
-            error = TransportError(
-                f"the answer did not complete within {self.answer_timeout:g} s", outcome_unknown=True
-            )
         except aiohttp.ServerDisconnectedError:
             error = TransportError("the API closed the connection before answering",
                                    outcome_unknown=True)

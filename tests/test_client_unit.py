@@ -344,3 +344,18 @@ def test_every_public_error_survives_pickling(cls: type[Exception]) -> None:
     error = example_of(cls)
     copy = pickle.loads(pickle.dumps(error))  # noqa: S301 (our own bytes)
     assert (type(copy), str(copy), copy.__dict__) == (type(error), str(error), error.__dict__)
+
+
+def test_base_url_service_id_and_sender_fall_back_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MMSJSON_BASE_URL", "http://127.0.0.1:8080/ep/v2/")
+    monkeypatch.setenv("MMSJSON_SERVICE_ID", "42")
+    monkeypatch.setenv("MMSJSON_SENDER", "28444")
+    client = MMSClient(SECRET)
+    assert (client.base_url, client.service_id, client.sender) == ("http://127.0.0.1:8080/ep/v2/", "42", "28444")
+
+
+def test_arguments_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MMSJSON_BASE_URL", "http://127.0.0.1:8080/ep/v2/")
+    monkeypatch.setenv("MMSJSON_SENDER", "28444")
+    client = MMSClient(SECRET, base_url=URL_, sender="12345")
+    assert (client.base_url, client.sender) == (URL_, "12345")

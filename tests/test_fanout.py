@@ -194,7 +194,7 @@ async def test_leaving_the_loop_early_reports_what_was_sent_and_sends_no_more(
             yielded.append(outcome)
             if len(yielded) == 20:
                 break
-        await run.aclose()  # type: ignore[attr-defined]
+        await run.aclose()
         ours = [t for t in asyncio.all_tasks() - before if "mmsjson" in t.get_coro().cr_code.co_filename]  # type: ignore[union-attr]
     assert ours == []
     assert len(fake.arrivals) == client.stats.requests

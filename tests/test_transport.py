@@ -229,3 +229,43 @@ async def test_a_failure_chains_no_aiohttp_error_that_holds_the_headers(raw_serv
     await transport.aclose()
     assert info.value.__context__ is None and info.value.__cause__ is None
     assert SECRET not in repr(info.value.__dict__)
+
+
+async def test_a_caller_cancelling_a_post_gets_a_cancellation_not_an_unknown_outcome(raw_server: Any) -> None:
+    arrived = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        arrived.set()
+        await asyncio.sleep(30)
+
+    transport = AiohttpTransport(answer_timeout=60)
+    task = asyncio.create_task(transport.post(request(await raw_server(serve))))
+    await arrived.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await transport.aclose()
+
+
+async def test_one_late_answer_expires_without_touching_a_prompt_one(raw_server: Any) -> None:
+    first_arrived = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        if not first_arrived.is_set():
+            first_arrived.set()
+            await asyncio.sleep(5)
+        writer.write(answer(200, b'{"status":"success","tracking-id":"T1"}'))
+        await writer.drain()
+        writer.close()
+
+    transport = AiohttpTransport(answer_timeout=0.3)
+    url = await raw_server(serve)
+    slow = asyncio.create_task(transport.post(request(url)))
+    await first_arrived.wait()
+    prompt = await transport.post(request(url))
+    with pytest.raises(TransportError, match="did not complete"):
+        await slow
+    await transport.aclose()
+    assert prompt.status == 200

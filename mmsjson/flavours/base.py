@@ -8,6 +8,7 @@ The send pipeline, the limiter, the retries, the fan-out and the journal know no
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypedDict, Unpack
@@ -16,7 +17,15 @@ from mmsjson.errors import ValidationError
 from mmsjson.models import MMS, SaveResult, SendResult
 from mmsjson.transport import PreparedRequest, RawResponse
 
-__all__ = ["Answer", "Flavour", "SendSavedOptions", "check_api_key"]
+__all__ = [
+    "Answer",
+    "Flavour",
+    "SendSavedOptions",
+    "check_api_key",
+    "redact",
+    "send_identity",
+    "send_saved_identity",
+]
 
 #: An accepted answer as the flavour decoded it; read it with the flavour's ``*_result`` methods.
 Answer = Mapping[str, Any]
@@ -98,3 +107,91 @@ def check_api_key(key: object) -> str:
             "api_key", "contains a space, a control character or a non-ASCII character (not shown)"
         )
     return key
+
+
+def redact(value: Any, secret: str, mask: str) -> Any:
+    """``value`` (an answer's text, or the dicts and lists decoded from it) with ``secret`` masked.
+
+    A flavour whose key travels in the body runs what comes back through this before any of it
+    can reach an exception, so a server that echoes the request never leaks the key.
+    """
+    if isinstance(value, str):
+        return value.replace(secret, mask) if secret in value else value
+    if isinstance(value, Mapping):
+        return {k: redact(v, secret, mask) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v, secret, mask) for v in value]
+    return value
+
+
+def send_identity(
+    mms: MMS,
+    to: str,
+    *,
+    service_id: str | None,
+    sender: str | None,
+    to_displayonly: Sequence[str] | None = None,
+    from_mask: str | None = None,
+    client_reference: str | None = None,
+) -> bytes:
+    """What names a send in a bulk journal, whichever flavour carries it.
+
+    It is the JSON flavour's ``sendmms`` body for the same send (that body holds no secret), so a
+    run journaled through one flavour resumes through another. Built without the JSON flavour's
+    checks: a flavour that needs no service id or fallback text still gets an identity.
+    """
+    from mmsjson.flavours.json import join_body
+    from mmsjson.numbers import normalize_number, normalize_numbers, normalize_sender
+
+    envelope: dict[str, Any] = {"action": "sendmms"}
+    if service_id is not None and service_id != "":
+        envelope["service-id"] = str(service_id)
+    envelope["to"] = normalize_number(to, field="to")
+    if sender:
+        envelope["from"] = normalize_sender(sender, field="sender")
+    others = normalize_numbers(to_displayonly, field="to_displayonly")
+    if others:
+        envelope["to-displayonly"] = ",".join(others)
+    if from_mask is not None:
+        envelope["from-mask"] = from_mask
+    if client_reference is not None:
+        envelope["client-reference"] = client_reference
+    return join_body(envelope, _content_fragment(mms))
+
+
+_FRAGMENTS: OrderedDict[int, tuple[MMS, bytes]] = OrderedDict()
+_FRAGMENT_CACHE_SIZE = 32
+
+
+def _content_fragment(mms: MMS) -> bytes:
+    """The JSON content of ``mms``, encoded once per message object for the jobs that share it."""
+    from mmsjson.flavours.json import content_fragment
+
+    cached = _FRAGMENTS.get(id(mms))
+    if cached is not None and cached[0] is mms:
+        return cached[1]
+    fragment = content_fragment(mms)
+    _FRAGMENTS[id(mms)] = (mms, fragment)
+    if len(_FRAGMENTS) > _FRAGMENT_CACHE_SIZE:
+        _FRAGMENTS.popitem(last=False)
+    return fragment
+
+
+def send_saved_identity(
+    mms_id: str,
+    to: str,
+    *,
+    service_id: str | None,
+    sender: str | None,
+    to_displayonly: Sequence[str] | None = None,
+    from_mask: str | None = None,
+    client_reference: str | None = None,
+    **overrides: Unpack[SendSavedOptions],
+) -> bytes:
+    """What names a send of a saved template in a bulk journal: the JSON ``sendsavedmms`` body."""
+    from mmsjson.flavours.json import encode, send_saved_request
+
+    return encode(send_saved_request(
+        mms_id, to=to, service_id=service_id, sender=sender, to_displayonly=to_displayonly,
+        from_mask=from_mask, client_reference=client_reference, **overrides,
+    ))

@@ -4,12 +4,16 @@ It checks requests the way the service documents (the ``x-api-key`` header, JSON
 answers with the documented success and failure shapes, stores templates so ``sendsavedmms`` works,
 enforces a throughput limit over a strict sliding one-second window with E113, records what it
 received, and injects faults on demand (E113 storms, HTTP errors, dropped answers, slow answers).
+The same server also serves the older XML API (``xml_url``) and SMS REST ``mt_media`` batches
+(``sms_rest_url``), sharing the window, faults, templates and records
+(:mod:`mmsjson.testing.flavours`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+import functools
 import itertools
 import json
 import secrets
@@ -40,6 +44,7 @@ class Received:
     error_code: str | None = None
     tracking_id: str | None = None
     http_status: int = 200
+    flavour: str = "json"
 
 
 @define
@@ -76,7 +81,9 @@ class FakeMMSServer:
         port: int = 0,
         record: bool = True,
         latency: float = 0.0,
+        service_plan_id: str = "fakeplan",
     ) -> None:
+        self.service_plan_id = service_plan_id
         self.api_key = api_key or f"fake-{secrets.token_urlsafe(12)}"
         self.throughput = throughput
         self.host = host
@@ -98,6 +105,16 @@ class FakeMMSServer:
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}/ep/v2/"
 
+    @property
+    def xml_url(self) -> str:
+        """Where the XML flavour's requests go (``XmlFlavour(key, server.xml_url)``)."""
+        return f"http://{self.host}:{self.port}/ep/v1/"
+
+    @property
+    def sms_rest_url(self) -> str:
+        """The SMS REST base URL (``SmsRestFlavour(key, server.service_plan_id, base_url=...)``)."""
+        return f"http://{self.host}:{self.port}/xms/v1/"
+
     def __repr__(self) -> str:
         return (
             f"<FakeMMSServer {self.base_url} throughput={self.throughput} "
@@ -109,6 +126,10 @@ class FakeMMSServer:
         app = web.Application(client_max_size=1024**2)
         app.router.add_post("/ep/v2/", self._handle)
         app.router.add_post("/ep/v2", self._handle)
+        from mmsjson.testing.flavours import handle_sms_rest, handle_xml
+
+        app.router.add_post("/ep/v1/", functools.partial(handle_xml, self))
+        app.router.add_post("/xms/v1/{plan}/batches", functools.partial(handle_sms_rest, self))
         app.router.add_get("/_fake/stats", self._stats)
         app.router.add_post("/_fake/reset", self._reset)
         return app
@@ -193,14 +214,18 @@ class FakeMMSServer:
         """The requests answered with success, optionally of one action."""
         return [
             r for r in self.received
-            if r.status == "success" and (action is None or r.payload.get("action") == action)
+            if r.status == "success"
+            and (action is None or str(r.payload.get("action")).lower() == action.lower())
         ]
 
     def deliveries(self) -> Counter[str]:
         """How many accepted send requests each recipient got (2 or more is a duplicate)."""
-        return Counter(
-            r.payload["to"] for r in self.accepted() if r.payload.get("action") != "savemms"
-        )
+        counts: Counter[str] = Counter()
+        for r in self.accepted():
+            to = r.payload.get("to")
+            if str(r.payload.get("action")).lower() != "savemms":
+                counts.update(n.lstrip("+") for n in (to if isinstance(to, list) else [to]))
+        return counts
 
     def mms_id_for(self, tracking_id: str) -> str | None:
         """The template id a ``savemms`` got; the real service tells it in an N003 postback."""
@@ -276,14 +301,21 @@ class FakeMMSServer:
             answer["to"] = payload["to"]
         return web.json_response(answer, status=http_status)
 
+    def _tracking_id(self) -> str:
+        return f"FAKE{next(self._ids):010d}"
+
+    def _store_template(self, tracking_id: str, payload: dict[str, Any]) -> str:
+        mms_id = str(10000 + len(self.templates) + 1)
+        self.templates[mms_id] = payload
+        self._template_by_tracking[tracking_id] = mms_id
+        return mms_id
+
     def _accept(self, payload: dict[str, Any]) -> dict[str, Any]:
         self.accepted_count += 1
-        tracking_id = f"FAKE{next(self._ids):010d}"
+        tracking_id = self._tracking_id()
         action = payload["action"]
         if action == "savemms":
-            mms_id = str(10000 + len(self.templates) + 1)
-            self.templates[mms_id] = payload
-            self._template_by_tracking[tracking_id] = mms_id
+            self._store_template(tracking_id, payload)
             return {"status": "success", "tracking-id": tracking_id, "status-details": _SAVE_DETAILS}
         answer = {
             "status": "success",

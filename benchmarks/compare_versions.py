@@ -1,0 +1,134 @@
+"""Client overhead of two source trees of mmsjson, measured side by side in one run.
+
+Starts the no-op server in its own process, then for each round runs, in fresh child processes
+and in alternating order, a plain aiohttp loop posting pre-built bytes and ``MMSClient.send`` from
+each tree (same message, same concurrency). Prints the medians and each tree's ratio to the plain
+loop, so a change can be judged against the code before it on the same noisy machine::
+
+    python benchmarks/compare_versions.py /path/to/old/tree . --rounds 7 --count 4000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+CHILD = r"""
+import asyncio, json, sys, time
+import aiohttp
+from mmsjson import MMS, Audio, Image, MMSClient, Slide
+base, count, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+CONCURRENCY = 64
+mms = MMS(slides=[Slide(text="Hello", image=Image("https://example.com/a.jpg")),
+                  Slide(text="Listen", audio=Audio("https://example.com/a.mp3")), Slide(text="Bye")],
+          subject="Hi", fallback_sms_text="See the picture")
+BODY = json.dumps({"action": "sendmms", "service-id": "1", "to": "17745559144", "from": "12345",
+    "message-subject": "Hi", "fallback-sms-text": "See the picture",
+    "slide": [{"message-text": "Hello", "image": {"url": "https://example.com/a.jpg"}},
+              {"message-text": "Listen", "audio": {"url": "https://example.com/a.mp3"}},
+              {"message-text": "Bye"}]}, separators=(",", ":")).encode()
+
+async def plain():
+    headers = {"x-api-key": "k", "Content-Type": "application/json; charset=utf-8"}
+    remaining = count
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONCURRENCY)) as s:
+        async def worker():
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                async with s.post(base, data=BODY, headers=headers) as r:
+                    await r.json()
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+
+async def client():
+    remaining = count
+    async with MMSClient("k", service_id="1", sender="12345", base_url=base, throughput=None,
+                         max_in_flight=CONCURRENCY) as c:
+        async def worker():
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                await c.send(mms, "17745559144")
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+
+async def main():
+    run = plain if mode == "plain" else client
+    await run()  # warm up: connections, caches
+    cpu, start = time.process_time(), time.perf_counter()
+    await run()
+    print(json.dumps({"rps": count / (time.perf_counter() - start),
+                      "cpu_us": (time.process_time() - cpu) / count * 1e6}))
+
+asyncio.run(main())
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def measure(tree: Path, base: str, count: int, mode: str) -> dict[str, float]:
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, base, str(count), mode],
+        env=env, cwd=tree, check=True, capture_output=True, text=True, timeout=600,
+    )
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("before", type=Path)
+    parser.add_argument("after", type=Path)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--count", type=int, default=4000)
+    args = parser.parse_args()
+    port = free_port()
+    server = subprocess.Popen([sys.executable, str(HERE / "noop_server.py"), str(port)])
+    try:
+        time.sleep(0.5)
+        base = f"http://127.0.0.1:{port}/ep/v2/"
+        rows: dict[str, list[dict[str, float]]] = {"plain": [], "before": [], "after": []}
+        for index in range(args.rounds):
+            order = ["plain", "before", "after"] if index % 2 == 0 else ["after", "before", "plain"]
+            for name in order:
+                tree = args.after if name == "plain" else getattr(args, name)
+                rows[name].append(measure(tree, base, args.count, "plain" if name == "plain" else "client"))
+        median = {name: {k: statistics.median(r[k] for r in runs) for k in ("rps", "cpu_us")}
+                  for name, runs in rows.items()}
+        spread = {
+            name: (min(r["rps"] for r in runs), max(r["rps"] for r in runs)) for name, runs in rows.items()
+        }
+        report = {
+            "load_before": os.getloadavg(),
+            "median": median,
+            "rps_range": spread,
+            "before_over_plain": median["before"]["rps"] / median["plain"]["rps"],
+            "after_over_plain": median["after"]["rps"] / median["plain"]["rps"],
+            "after_over_before": median["after"]["rps"] / median["before"]["rps"],
+            "per_round_after_over_before": [
+                a["rps"] / b["rps"] for a, b in zip(rows["after"], rows["before"], strict=True)
+            ],
+        }
+        print(json.dumps(report, indent=2))
+    finally:
+        server.terminate()
+        server.wait()
+
+
+if __name__ == "__main__":
+    main()
