@@ -205,10 +205,10 @@ class RunReport:
                       "not sent again")
         limit = f"a throughput of {self.throughput:g}/s" if self.throughput else "no rate limit"
         if self.elapsed() < 1.0:
-            self._say(f"  rate      {self.sent} sent within one second, against {limit}")
+            self._say(f"  rate      {self.sent} done within one second, against {limit}")
         else:
             share = f" ({self.rate() / self.throughput:.0%})" if self.throughput else ""
-            rate = f"{self.rate():.1f}/s sustained over {self.sent} sent"
+            rate = f"{self.rate():.1f}/s sustained over {self.sent} done in this run"
             self._say(f"  rate      {rate}, against {limit}{share}")
         if self.failures:
             self._say(f"\nnot accepted ({len(self.failures) + self._hidden}):")
