@@ -15,7 +15,7 @@ FLAVOUR = JsonFlavour("key", "http://127.0.0.1:9/ep/v2/")
 NUMBERS = ["17745550001", "17745550002", "447700900123", "6834002", "+1 (774) 555-0003"]
 
 texts = st.text(
-    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=40
+    st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), min_size=1, max_size=40
 )
 slides = st.lists(
     st.builds(
