@@ -47,6 +47,7 @@ from mmsjson.errors import (
     ValidationError,
 )
 from mmsjson.flavours import DEFAULT_BASE_URL
+from mmsjson.flavours.choose import FLAVOUR_NAMES, SERVICE_PLAN_ENV, SMS_REST_TOKEN_ENV, flavour_from_env
 from mmsjson.journal import BulkJournal
 from mmsjson.media import MEDIA_TYPES, check_media
 from mmsjson.models import (
@@ -61,6 +62,7 @@ from mmsjson.models import (
     Slide,
 )
 from mmsjson.numbers import normalize_numbers
+from mmsjson.testing.demo_flavours import three_flavours
 from mmsjson.testing.server import FakeMMSServer
 
 __all__ = ["main"]
@@ -84,6 +86,7 @@ ENVIRONMENT = f"""environment:
   MMSJSON_BASE_URL    default of --base-url
   MMSJSON_SERVICE_ID  default of --service-id
   MMSJSON_SENDER      default of --sender
+  {SMS_REST_TOKEN_ENV}, {SERVICE_PLAN_ENV}  the credentials of --flavour sms-rest
   {DEBUG_ENV}       set to 1 to see the traceback of an unexpected error"""
 
 
@@ -174,7 +177,12 @@ _FLAGS = {
 
 
 def _require(args: argparse.Namespace, dest: str, column: bool = False) -> None:
-    """Refuse a run without ``--sender`` / ``--service-id``: every request would be rejected."""
+    """Refuse a run without ``--sender`` / ``--service-id``: every request would be rejected.
+
+    SMS REST batches carry no service id (the service plan is in the URL), so none is required.
+    """
+    if dest == "service_id" and getattr(args, "flavour", "json") == "sms-rest":
+        return
     if getattr(args, dest) is None:
         flag, variable = _FLAGS[dest]
         where = f", or fill the {dest} column of every row" if column else ""
@@ -182,6 +190,11 @@ def _require(args: argparse.Namespace, dest: str, column: bool = False) -> None:
 
 
 def _client(args: argparse.Namespace) -> MMSClient:
+    if args.flavour != "json":
+        return MMSClient(
+            flavour=flavour_from_env(args.flavour, base_url=args.base_url),
+            service_id=args.service_id, sender=args.sender, throughput=args.throughput,
+        )
     key = (os.environ.get(API_KEY_ENV) or "").strip()
     if not key:
         raise ValidationError("", f"set the {API_KEY_ENV} environment variable to your API key")
@@ -436,6 +449,14 @@ async def _check_media(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_REJECTED if failed else EXIT_OK
 
 
+async def _demo_flavours(args: argparse.Namespace, out: TextIO) -> int:
+    return EXIT_OK if await three_flavours(out) == 0 else EXIT_REJECTED
+
+
+def _flavour_name(name: str) -> str:
+    return name.replace("_", "-").lower()
+
+
 async def _sandbox(args: argparse.Namespace, out: TextIO) -> int:
     if os.environ.get(API_KEY_ENV):
         sys.stderr.write(
@@ -451,6 +472,12 @@ async def _sandbox(args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"fake MMS JSON API listening on {server.base_url} (Ctrl-C stops it)\n")
         out.write(f"export {API_KEY_ENV}={shlex.quote(server.api_key)}\n")
         out.write(f"export MMSJSON_BASE_URL={shlex.quote(server.base_url)}\n")
+        out.write(
+            f"# the other flavours: --flavour xml --base-url {server.xml_url}, or --flavour sms-rest "
+            f"--base-url {server.sms_rest_url} with\n"
+            f"export {SMS_REST_TOKEN_ENV}={shlex.quote(server.api_key)} "
+            f"{SERVICE_PLAN_ENV}={shlex.quote(server.service_plan_id)}\n"
+        )
         out.flush()
         await asyncio.Event().wait()
     finally:
@@ -488,8 +515,18 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--throughput", type=server_rate, default=20, metavar="N",
                       help="the fake server's limit and the client's rate, requests per second")
 
+    command(
+        "demo-flavours", "one message through the JSON, XML and SMS REST flavours on the fake server",
+        "Start the embedded fake API and send the same MMS to three people through each wire "
+        "flavour: the MMS JSON API, the older XML API and an SMS REST mt_media batch.", _demo_flavours,
+    )
+
     def remote(name: str, summary: str, description: str, run: Callable[..., Any]) -> argparse.ArgumentParser:
         sub = command(name, summary, description, run, epilog=f"{ENVIRONMENT}\n\n{EXIT_CODES}")
+        sub.add_argument("--flavour", choices=FLAVOUR_NAMES, default="json", type=_flavour_name,
+                         help="the API to send through: the MMS JSON API, the older XML API, or "
+                         f"SMS REST mt_media batches (credentials: ${SMS_REST_TOKEN_ENV} and "
+                         f"${SERVICE_PLAN_ENV})")
         sub.add_argument("--base-url", metavar="URL",
                          help=f"API endpoint (default: $MMSJSON_BASE_URL, else {DEFAULT_BASE_URL})")
         sub.add_argument("--service-id", metavar="ID",
