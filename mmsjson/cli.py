@@ -21,6 +21,9 @@ import textwrap
 from array import array
 from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from typing import Any, NoReturn, TextIO, cast
+from urllib.parse import quote, urlsplit
+
+import aiohttp
 
 from mmsjson._cli_input import (
     CsvLayout,
@@ -63,7 +66,7 @@ from mmsjson.models import (
 )
 from mmsjson.numbers import normalize_numbers
 from mmsjson.testing.demo_flavours import three_flavours
-from mmsjson.testing.server import FakeMMSServer
+from mmsjson.testing.server import FAULT_KINDS, FakeMMSServer, Fault
 
 __all__ = ["main"]
 
@@ -224,8 +227,32 @@ async def _save(args: argparse.Namespace, out: TextIO) -> int:
     mms = read_message(args.message)
     async with _client(args) as client:
         result = await client.save(mms, name=args.name, client_reference=args.client_reference)
+        base_url = client.base_url
+    sandbox_id = None if result.mms_id else await _sandbox_template_id(base_url, result.tracking_id)
     _print_result(result, out)
+    if sandbox_id is not None:
+        sys.stderr.write(
+            f"template id (mms-id): {sandbox_id} (told by the sandbox; a real account sends it in the "
+            "N003 postback for this tracking id: see PostbackReceiver.template_id)\n"
+        )
     return EXIT_OK
+
+
+async def _sandbox_template_id(base_url: str, tracking_id: str) -> str | None:
+    """The template id a local sandbox gave a save, or ``None`` for any other server."""
+    parts = urlsplit(base_url)
+    if parts.scheme != "http" or parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        return None
+    url = f"{parts.scheme}://{parts.netloc}/_fake/templates/{quote(tracking_id, safe='')}"
+    try:
+        async with aiohttp.ClientSession() as session, session.get(
+            url, timeout=aiohttp.ClientTimeout(total=2)
+        ) as answer:
+            found = await answer.json() if answer.status == 200 else {}
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return None
+    mms_id = found.get("mms-id") if isinstance(found, dict) else None
+    return mms_id if isinstance(mms_id, str) else None
 
 
 async def _send_saved(args: argparse.Namespace, out: TextIO) -> int:
@@ -453,6 +480,19 @@ async def _demo_flavours(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK if await three_flavours(out) == 0 else EXIT_REJECTED
 
 
+def _fault(text: str) -> tuple[str, int]:
+    kind, _, count = text.partition(":")
+    if kind not in FAULT_KINDS or (count and not (count.isdigit() and int(count) >= 1)):
+        raise argparse.ArgumentTypeError(f"{text!r}: give KIND[:COUNT], KIND one of {', '.join(FAULT_KINDS)}")
+    return kind, int(count or 1)
+
+
+def _postback_url(text: str) -> str:
+    if urlsplit(text).scheme not in ("http", "https") or not urlsplit(text).hostname:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http(s) URL")
+    return text
+
+
 def _flavour_name(name: str) -> str:
     return name.replace("_", "-").lower()
 
@@ -463,7 +503,17 @@ async def _sandbox(args: argparse.Namespace, out: TextIO) -> int:
             f"mmsjson sandbox: {API_KEY_ENV} from this shell is not used; the sandbox made its own key "
             "(export it as shown below for the sandbox's clients)\n"
         )
-    server = FakeMMSServer(host=args.host, port=args.port, throughput=args.throughput, record=False)
+    def log(line: str) -> None:
+        out.write(line + "\n")
+        out.flush()
+
+    server = FakeMMSServer(
+        host=args.host, port=args.port, throughput=args.throughput, record=False,
+        postback_url=args.postback_url, postback_delay=args.postback_delay,
+        postback_retry_delay=args.postback_retry_delay, log=None if args.quiet else log,
+    )
+    for kind, count in args.fault or ():
+        server.inject(Fault(kind, count))
     try:
         await server.start()
     except OSError as exc:
@@ -630,6 +680,20 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--port", type=int, default=8080, help="port to listen on (0 picks a free one)")
     sandbox.add_argument("--throughput", type=server_rate, metavar="N",
                          help="refuse requests over N per second with E113 (default: no limit)")
+    sandbox.add_argument("--postback-url", type=_postback_url, metavar="URL",
+                         help="send the postbacks the service would to URL: N101 and N102 for each "
+                         "accepted send, N003 with the template id for each save")
+    sandbox.add_argument("--postback-delay", type=float, default=1.0, metavar="SECONDS",
+                         help="seconds from an accepted request to its postbacks")
+    sandbox.add_argument("--postback-retry-delay", type=float, default=5.0, metavar="SECONDS",
+                         help="seconds before a postback not answered 200 is sent again (at most 5 "
+                         "times; the service waits about five minutes)")
+    sandbox.add_argument("--fault", type=_fault, action="append", metavar="KIND[:COUNT]",
+                         help="answer the next COUNT requests with a fault: e113, status (HTTP 503), "
+                         "drop (accept, then close without answering) or delay (2 s); repeatable. "
+                         "Faults can also be queued over HTTP: POST /_fake/faults "
+                         '{"kind": "e113", "count": 3}')
+    sandbox.add_argument("--quiet", action="store_true", help="do not print a line per request")
     return parser
 
 

@@ -20,11 +20,13 @@ import secrets
 import time
 from array import array
 from collections import Counter, deque
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 from attrs import define, frozen
 
+from mmsjson.testing.postbacks import PostbackSender
 from mmsjson.testing.rules import Refusal, check_request
 
 __all__ = ["FakeMMSServer", "Fault", "Received"]
@@ -63,6 +65,21 @@ class Fault:
     seconds: float = 0.0
 
 
+FAULT_KINDS = ("e113", "status", "drop", "delay")
+
+
+def _one_line(entry: Received) -> str:
+    """A request the fake received, in one line: when, what, to whom, and how it answered."""
+    payload = entry.payload if isinstance(entry.payload, dict) else {}
+    action = payload.get("action", "?")
+    to = payload.get("to")
+    who = f" to {','.join(map(str, to)) if isinstance(to, list) else to}" if to else ""
+    failed = entry.error_code or f"HTTP {entry.http_status}"
+    answer = entry.tracking_id if entry.status == "success" else failed
+    clock = time.strftime("%H:%M:%S")
+    return f"{clock} {entry.flavour} {action}{who} -> {entry.status} {answer or ''}".rstrip()
+
+
 class FakeMMSServer:
     """The fake API on ``host:port`` (port 0 picks a free one).
 
@@ -82,8 +99,17 @@ class FakeMMSServer:
         record: bool = True,
         latency: float = 0.0,
         service_plan_id: str = "fakeplan",
+        postback_url: str | None = None,
+        postback_delay: float = 1.0,
+        postback_retry_delay: float = 5.0,
+        log: Callable[[str], object] | None = None,
     ) -> None:
         self.service_plan_id = service_plan_id
+        self.postbacks = (
+            None if postback_url is None
+            else PostbackSender(postback_url, delay=postback_delay, retry_delay=postback_retry_delay)
+        )
+        self.log = log
         self.api_key = api_key or f"fake-{secrets.token_urlsafe(12)}"
         self.throughput = throughput
         self.host = host
@@ -132,6 +158,8 @@ class FakeMMSServer:
         app.router.add_post("/xms/v1/{plan}/batches", functools.partial(handle_sms_rest, self))
         app.router.add_get("/_fake/stats", self._stats)
         app.router.add_post("/_fake/reset", self._reset)
+        app.router.add_post("/_fake/faults", self._add_fault)
+        app.router.add_get("/_fake/templates/{tracking_id}", self._template)
         return app
 
     def reset(self, *, throughput: int | None = None) -> None:
@@ -156,6 +184,30 @@ class FakeMMSServer:
             stats["arrivals"] = list(self.arrivals)
         return web.json_response(stats)
 
+    async def _add_fault(self, request: web.Request) -> web.Response:
+        """``POST /_fake/faults`` with ``{"kind": "e113"|"status"|"drop"|"delay", "count": N, ...}``."""
+        try:
+            options = await request.json()
+            fields = {k: options[k] for k in ("kind", "count", "http_status", "seconds") if k in options}
+            fault = Fault(**fields)
+        except (ValueError, TypeError) as exc:
+            problem = f"a fault is {{kind, count, http_status, seconds}}: {exc}"
+            return web.json_response({"error": problem}, status=400)
+        if not isinstance(fault.count, int) or fault.count < 1:
+            return web.json_response({"error": "count must be a whole number of at least 1"}, status=400)
+        if fault.kind not in FAULT_KINDS:
+            return web.json_response({"error": f"kind must be one of {', '.join(FAULT_KINDS)}"}, status=400)
+        self.inject(fault)
+        return web.json_response({"queued": len(self._faults)})
+
+    async def _template(self, request: web.Request) -> web.Response:
+        """``GET /_fake/templates/{tracking-id}``: the ``mms-id`` a save got (a real account sends
+        it in the N003 postback; the sandbox also tells it here, for a first try without one)."""
+        mms_id = self.mms_id_for(request.match_info["tracking_id"])
+        if mms_id is None:
+            return web.json_response({"error": "no template was saved with this tracking id"}, status=404)
+        return web.json_response({"mms-id": mms_id})
+
     async def _reset(self, request: web.Request) -> web.Response:
         options = await request.json() if request.can_read_body else {}
         self.reset(throughput=options.get("throughput"))
@@ -171,6 +223,8 @@ class FakeMMSServer:
         return self
 
     async def stop(self) -> None:
+        if self.postbacks is not None:
+            await self.postbacks.aclose()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -255,6 +309,8 @@ class FakeMMSServer:
     def _log(self, entry: Received) -> None:
         if self.record:
             self.received.append(entry)
+        if self.log is not None:
+            self.log(_one_line(entry))
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         now = time.monotonic()
@@ -315,8 +371,12 @@ class FakeMMSServer:
         tracking_id = self._tracking_id()
         action = payload["action"]
         if action == "savemms":
-            self._store_template(tracking_id, payload)
+            mms_id = self._store_template(tracking_id, payload)
+            if self.postbacks is not None:
+                self.postbacks.accepted(payload, tracking_id, mms_id)
             return {"status": "success", "tracking-id": tracking_id, "status-details": _SAVE_DETAILS}
+        if self.postbacks is not None:
+            self.postbacks.accepted(payload, tracking_id, payload.get("mms-id"))
         answer = {
             "status": "success",
             "to": payload["to"],
