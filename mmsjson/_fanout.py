@@ -14,7 +14,6 @@ from collections.abc import (
     AsyncIterator,
     Awaitable,
     Callable,
-    Coroutine,
     Iterable,
     Sequence,
 )
@@ -193,6 +192,10 @@ class _Tally:
         self.started = 0
         self.counts = dict.fromkeys(OutcomeStatus, 0)
 
+    @property
+    def done(self) -> int:
+        return sum(self.counts.values())
+
     def record(self, outcome: BulkOutcome, in_flight: int) -> None:
         self.counts[outcome.status] += 1
         if self.progress is not None:
@@ -208,42 +211,6 @@ class _Tally:
             )
 
 
-class _Running:
-    """The jobs under way, and a queue their tasks join as each one finishes.
-
-    One done-callback per task and one queue hand-off per outcome: ``asyncio.wait`` over every
-    pending task would add and remove a callback on each of them for every outcome, O(pending)
-    allocations per job, which is what set the garbage collector off every few dozen jobs.
-    """
-
-    def __init__(self) -> None:
-        self.pending: set[asyncio.Task[BulkOutcome]] = set()
-        self.finished: asyncio.Queue[asyncio.Task[BulkOutcome]] = asyncio.Queue()
-
-    def start(self, job: Coroutine[Any, Any, BulkOutcome]) -> None:
-        task = asyncio.create_task(job)
-        task.add_done_callback(self.finished.put_nowait)
-        self.pending.add(task)
-
-    async def next_finished(self) -> asyncio.Task[BulkOutcome]:
-        task = await self.finished.get()
-        self.pending.discard(task)
-        return task
-
-
-async def _drain(running: _Running, stop: StopToken, tally: _Tally) -> None:
-    """Stop a run: drop what has not been sent, await what is on the wire and record it.
-
-    A job that failed (its journal could not be written) is not reported: the run is already
-    ending with the first such error, and the rerun sends the job.
-    """
-    stop.stop()
-    while running.pending:
-        task = await running.next_finished()
-        if not task.cancelled() and task.exception() is None:
-            tally.record(task.result(), len(running.pending))
-
-
 async def stream_bulk(
     jobs: Iterable[BulkJob] | AsyncIterable[BulkJob],
     prepare: Prepare,
@@ -254,32 +221,77 @@ async def stream_bulk(
     progress: Callable[[BulkProgress], object] | None = None,
     journal: BulkJournal | None = None,
 ) -> AsyncGenerator[BulkOutcome, None]:
-    """Run ``jobs`` with at most ``max_pending`` under way, yielding outcomes as they complete."""
+    """Run ``jobs`` with at most ``max_pending`` under way, yielding outcomes as they complete.
+
+    Up to ``max_pending`` worker coroutines each take the next job when they are free, so jobs
+    are read lazily and a job costs no task of its own (a task, its context and its callbacks
+    per job were most of what set the garbage collector off in long runs). If the run is left,
+    cancelled or fails, workers waiting for a job or a start are stopped, those on the wire
+    finish, and their outcomes are recorded but not yielded.
+    """
     if max_pending < 1:
         raise ValueError("max_pending must be at least 1")
     tally = _Tally(progress)
     stop = StopToken()
-    running = _Running()
     source = _jobs_of(jobs)
-    exhausted = False
-    try:
-        while True:
-            while not exhausted and len(running.pending) < max_pending:
+    taking = asyncio.Lock()
+    finished: asyncio.Queue[BulkOutcome | BaseException | None] = asyncio.Queue()
+    workers: set[asyncio.Task[None]] = set()
+    waiting: set[asyncio.Task[None]] = set()
+
+    async def work() -> None:
+        me = asyncio.current_task()
+        assert me is not None
+        try:
+            while not stop.stopped:
+                waiting.add(me)
                 try:
-                    job = await anext(source)
-                except StopAsyncIteration:
-                    exhausted = True
-                    break
-                running.start(_run_job(tally.started, job, prepare, pipeline, result, stop, journal))
-                tally.started += 1
-            if not running.pending:
-                return
-            outcome = (await running.next_finished()).result()
-            tally.record(outcome, len(running.pending))
-            yield outcome
+                    async with taking:
+                        if stop.stopped:
+                            return
+                        try:
+                            job = await anext(source)
+                        except StopAsyncIteration:
+                            return
+                        index = tally.started
+                        tally.started += 1
+                finally:
+                    waiting.discard(me)
+                if not waiting and len(workers) < max_pending:
+                    start()
+                finished.put_nowait(await _run_job(index, job, prepare, pipeline, result, stop, journal))
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # the job source or the journal failed: the run ends with it
+            finished.put_nowait(exc)
+        finally:
+            finished.put_nowait(None)
+
+    def start() -> None:
+        workers.add(asyncio.create_task(work()))
+
+    start()
+    ended = 0
+    try:
+        while ended < len(workers):
+            item = await finished.get()
+            if item is None:
+                ended += 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                tally.record(item, tally.started - tally.done - 1)
+                yield item
     finally:
-        if running.pending:
-            await _drain(running, stop, tally)
+        if not all(worker.done() for worker in workers):
+            stop.stop()
+            for worker in list(waiting):
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            while not finished.empty():
+                item = finished.get_nowait()
+                if item is not None and not isinstance(item, BaseException):
+                    tally.record(item, tally.started - tally.done - 1)
 
 
 async def _jobs_of(jobs: Iterable[BulkJob] | AsyncIterable[BulkJob]) -> AsyncIterator[BulkJob]:
