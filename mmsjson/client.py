@@ -44,6 +44,7 @@ from mmsjson.transport import AiohttpTransport, PreparedRequest, Transport
 
 __all__ = ["API_KEY_ENV", "BASE_URL_ENV", "SENDER_ENV", "SERVICE_ID_ENV", "ClientStats", "MMSClient"]
 
+_NO_OVERRIDES = (None, None, None, None)
 API_KEY_ENV = "MMSJSON_API_KEY"
 BASE_URL_ENV = "MMSJSON_BASE_URL"
 SERVICE_ID_ENV = "MMSJSON_SERVICE_ID"
@@ -229,20 +230,23 @@ class MMSClient:
         if (job.mms is None) == (job.mms_id is None):
             raise ValidationError("job", "give exactly one of mms and mms_id")
         to = normalize_number(job.to, field="to")
-        routing: dict[str, Any] = {
-            "to_displayonly": list(job.to_displayonly) or None, "service_id": job.service_id,
-            "sender": job.sender, "from_mask": job.from_mask, "client_reference": job.client_reference,
-        }
-        overrides = job.template_overrides
+        others = list(job.to_displayonly) or None
         if job.mms is not None:
-            if overrides:
+            if (job.custom_texts, job.subject, job.fallback_sms_text, job.expires_at) != _NO_OVERRIDES:
                 raise ValidationError(
-                    sorted(overrides)[0], "applies to a saved template (mms_id) only; an MMS "
-                    "carries its own"
+                    sorted(job.template_overrides)[0], "applies to a saved template (mms_id) only; "
+                    "an MMS carries its own"
                 )
-            return self._send_request(job.mms, to, **routing)
+            return self.flavour.send(
+                job.mms, to, to_displayonly=others, service_id=job.service_id or self.service_id,
+                sender=job.sender or self.sender, from_mask=job.from_mask,
+                client_reference=job.client_reference,
+            )
         assert job.mms_id is not None
-        return self._send_saved_request(job.mms_id, to, **routing, **overrides)
+        return self._send_saved_request(
+            job.mms_id, to, to_displayonly=others, service_id=job.service_id, sender=job.sender,
+            from_mask=job.from_mask, client_reference=job.client_reference, **job.template_overrides,
+        )
 
     # -- single requests ---------------------------------------------------------------------------
 
