@@ -38,6 +38,7 @@ from mmsjson.models import (
     Slide,
 )
 from mmsjson.numbers import normalize_numbers
+from mmsjson.testing.network import NetworkModel
 from mmsjson.testing.server import FakeMMSServer
 
 __all__ = ["main"]
@@ -283,7 +284,7 @@ async def _group(args: argparse.Namespace, out: TextIO) -> int:
 async def _sandbox(args: argparse.Namespace, out: TextIO) -> int:
     server = FakeMMSServer(
         host=args.host, port=args.port, throughput=args.throughput,
-        api_key=os.environ.get(API_KEY_ENV), record=False,
+        api_key=os.environ.get(API_KEY_ENV), record=False, network=args.network,
     )
     async with server:
         out.write(f"fake MMS JSON API listening on {server.base_url}\n")
@@ -350,6 +351,11 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8080)
     sandbox.add_argument("--throughput", type=int, default=None)
+    sandbox.add_argument(
+        "--network", type=NetworkModel.parse, default=None, metavar="MODEL",
+        help="model a WAN path, e.g. up=60+-20,down=5,loss=1%%,handshake=300 (delays in ms; "
+        "40+exp5 is a 40 ms floor plus exponential jitter; e113=3%% refuses a share at random)",
+    )
     sandbox.set_defaults(run=_sandbox)
     return parser
 

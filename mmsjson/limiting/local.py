@@ -318,7 +318,7 @@ class ThroughputLimiter:
         """
         recent = self._recent
         recent.append(latency)
-        if len(recent) < self._warmup or self._samples % 16 and len(recent) != self._warmup:
+        if len(recent) < self._warmup or (self._samples % 16 and len(recent) != self._warmup):
             return
         ordered = sorted(recent)
         fastest = self._fastest

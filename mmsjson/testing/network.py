@@ -98,7 +98,8 @@ class Delay:
     def __str__(self) -> str:
         if self.shape == "exponential":
             return f"{self.floor * 1000:g}+exp{self.jitter * 1000:g} ms"
-        text = f"{self.mean * 1000:g}±{self.jitter * 1000:g} ms" if self.jitter else f"{self.mean * 1000:g} ms"
+        text = f"{self.mean * 1000:g}±{self.jitter * 1000:g}" if self.jitter else f"{self.mean * 1000:g}"
+        text += " ms"
         return text if not self.floor else f"{text} (≥ {self.floor * 1000:g})"
 
 
@@ -124,7 +125,9 @@ class NetworkModel:
     @spike.validator
     def _check_spike(self, _: object, value: tuple[float, float]) -> None:
         if not (len(value) == 2 and 0 < value[0] <= value[1] < math.inf):
-            raise ValueError(f"spike must be (shortest, longest) seconds with 0 < shortest <= longest, not {value!r}")
+            raise ValueError(
+                f"spike must be (shortest, longest) seconds with 0 < shortest <= longest, not {value!r}"
+            )
 
     def _spike(self, rng: random.Random) -> float:
         if self.loss and rng.random() < self.loss:
@@ -197,9 +200,10 @@ class NetworkModel:
         ) -> web.StreamResponse:
             if not request.path.startswith("/ep/"):
                 return await handler(request)
-            protocol = request.protocol
-            cold = protocol not in seen
-            seen.add(protocol)
+            connection = request.transport
+            cold = connection is not None and connection not in seen
+            if connection is not None:
+                seen.add(connection)
             await asyncio.sleep(self.uplink_delay(rng, cold=cold))
             if self.refused(rng):
                 await request.read()
@@ -294,8 +298,9 @@ async def simulate(
 ) -> SimResult:
     """Send ``requests`` through ``limiter`` over ``network`` to a strict sliding-window server.
 
-    ``concurrency`` workers each send one request at a time (the client's in-flight cap). Each request acquires a ticket, meets the uplink delay (a new connection pays the handshake;
-    an idle one is reused), is counted against the server's window of ``throughput`` in any
+    ``concurrency`` workers each send one request at a time (the client's in-flight cap). Each
+    request acquires a ticket, meets the uplink delay (a new connection pays the handshake; an idle
+    one is reused), is counted against the server's window of ``throughput`` in any
     one second (or refused with E113 and retried after ``retry_delay``, reporting ``throttled``),
     meets the downlink delay and hands its ticket back. The server's window does not count
     refused requests, as :class:`~mmsjson.testing.FakeMMSServer` does not.
