@@ -79,7 +79,7 @@ class MMSClient:
         sender: str | None = None,
         throughput: float | None = 10,
         burst: int | None = None,
-        margin: float = 0.005,
+        margin: float | None = None,
         limiter_mode: Mode = "exact",
         limiter: Limiter[Any] | None = None,
         base_url: str = DEFAULT_BASE_URL,

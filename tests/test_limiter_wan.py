@@ -186,3 +186,27 @@ def test_after_a_backoff_the_rate_is_back_in_a_few_seconds() -> None:
         return loop.time() - began
 
     assert run(scenario()) <= 4.0
+
+
+def test_in_paced_mode_a_refused_request_frees_its_slot_at_once() -> None:
+    async def scenario() -> tuple[int, int]:
+        limiter = ThroughputLimiter(10, mode="paced")
+        tickets = [await limiter.acquire() for _ in range(2)]
+        for ticket in tickets:
+            limiter.finished(ticket)
+        before = limiter.in_window
+        limiter.throttled()
+        return before, limiter.in_window
+
+    assert run(scenario()) == (2, 1)
+
+
+def test_in_exact_mode_a_refused_request_keeps_its_slot() -> None:
+    async def scenario() -> int:
+        limiter = ThroughputLimiter(10)
+        ticket = await limiter.acquire()
+        limiter.finished(ticket)
+        limiter.throttled()
+        return limiter.in_window
+
+    assert run(scenario()) == 1

@@ -15,16 +15,24 @@ of them), a request still in flight stays counted until its answer or ``latency_
 must cover TCP loss recovery: several seconds), and until ``warmup_samples`` answers have come
 back the floor is taken as 0, so early requests cannot arrive earlier than assumed.
 
-``mode="exact"`` is that rule. It is exact as long as no request is faster than the fastest round
-trip seen so far, and it charges each ticket its whole round-trip excess, downlink jitter included,
-because the client cannot tell the two apart. It sustains ``rate / (window + mean excess)``: about
-0.94 R over a 60 ± 20 ms uplink, which no client can beat without knowing delays in advance.
+``mode="exact"`` is that rule, with a cautious floor: the fastest round trip minus three times
+its distance to the 10th percentile (a normal jitter's low tail is sparse, so the fastest of a few
+hundred is not the fastest there will be). It is exact as long as no request's round trip falls
+below that floor. It charges each ticket its whole round-trip excess, downlink jitter included:
+the client sees only round trips, and the API's answers carry no arrival time that would tell
+the two directions apart. It sustains ``rate / (window + mean excess)``: about 0.94 R over a
+60 ± 20 ms uplink and 0.99 R over a 40 ms floor with 5 ms of jitter, the bound for any client
+that does not know a request's delay before sending it.
 
-``mode="paced"`` counts statistically instead: each ticket is charged its excess over a low
-quantile of recent excesses (the excess the next start will most likely have too) rather than
-over the fastest ever, and starts are paced evenly. Arrivals then exceed ``rate`` in a second only
-when jitter bunches them, rarely and by a request or two, which the service refuses with E113
-(not accepted, so retried). It sustains about 0.98-0.99 R.
+``mode="paced"`` counts statistically instead. The floor is a quantile of recent round trips, so
+each start is assumed to arrive no earlier than most do rather than as early as any ever did, and
+starts are paced evenly at just under the rate. A start then lands in a full second only when it
+is faster than that quantile; the service refuses it with E113 (not accepted, so retried, and
+not counted against its window, so its ticket is freed at once). The quantile adapts: each E113
+lowers it, each answer raises it a little, settling where about ``paced_target`` (0.2 %) of
+requests draw E113; it starts from where it settles in simulations (0.03 at R = 100, 0.3 at
+R = 1,000: the more requests share a second, the likelier one lands in the slice a fast start
+adds to its window). It sustains about 0.98-0.99 R at R = 1,000 and 0.95-0.99 R at R = 100.
 
 E113 is handled gently (AIMD). An isolated E113 (another sender on the account, or a bunched
 second in paced mode) changes nothing: the request is retried. When E113s come repeatedly (at
@@ -51,6 +59,8 @@ __all__ = ["Mode", "ThroughputLimiter", "Ticket"]
 
 Mode = Literal["exact", "paced"]
 _MODES = ("exact", "paced")
+_MAX_QUANTILE = 0.5
+_QUANTILE_STEP = 0.02
 
 
 class Ticket:
@@ -78,12 +88,13 @@ class ThroughputLimiter:
     """At most ``rate`` requests *arriving* at the service in any sliding second.
 
     ``rate`` is the account's throughput in requests per second. ``mode`` is ``"exact"`` (never
-    more than ``rate`` arrivals in a second: zero E113 from this client's own traffic) or
-    ``"paced"`` (about 2-5 % more throughput, rare harmless E113 that are retried); see the module
-    documentation. ``margin`` (seconds, default 0.005) widens the window against clock and timer
-    noise. ``burst`` is how many starts the pacer may let through at once after a pause (default:
-    1 % of the rate, at least 2). ``latency_cap`` (seconds, default 3) is the longest a request
-    in flight is assumed to take to arrive. One limiter serves every request of a client,
+    more than ``rate`` arrivals in a second: no E113 from this client's own traffic) or
+    ``"paced"`` (2-5 % more throughput over jittery paths, about 0.2 % harmless E113 that are
+    retried); see the module documentation. ``margin`` (seconds; default 0.005 in exact mode, 0
+    in paced mode) widens the window against clock and timer noise. ``burst`` is how many starts
+    the pacer may let through at once after a pause (default: 1 % of the rate, at least 2).
+    ``latency_cap`` (seconds, default 3) is the longest a request in flight is assumed to take to
+    arrive; it must cover TCP loss recovery. One limiter serves every request of a client,
     retries included.
     """
 
@@ -93,7 +104,7 @@ class ThroughputLimiter:
         *,
         mode: Mode = "exact",
         burst: int | None = None,
-        margin: float = 0.005,
+        margin: float | None = None,
         latency_cap: float = 3.0,
         warmup_samples: int = 50,
         min_fraction: float = 0.05,
@@ -102,8 +113,8 @@ class ThroughputLimiter:
         backoff_share: float = 0.1,
         recovery_step: float = 0.1,
         recovery_interval: float = 0.5,
-        paced_quantile: float = 0.3,
-        paced_margin: float = 0.01,
+        paced_target: float = 0.002,
+        paced_margin: float = 0.005,
     ) -> None:
         if not (isinstance(rate, int | float) and 1 <= rate < math.inf):
             raise ValueError(f"rate must be a number of requests per second of at least 1, not {rate!r}")
@@ -111,6 +122,8 @@ class ThroughputLimiter:
             raise ValueError(f"mode must be 'exact' or 'paced', not {mode!r}")
         if burst is not None and burst < 1:
             raise ValueError(f"burst must be at least 1, not {burst!r}")
+        if margin is None:
+            margin = 0.005 if mode == "exact" else 0.0
         if not 0 <= margin < 1:
             raise ValueError(f"margin must be in [0, 1) seconds, not {margin!r}")
         if not 0 < latency_cap < math.inf:
@@ -133,8 +146,10 @@ class ThroughputLimiter:
         self._backoff_share = backoff_share
         self._recovery_step = recovery_step
         self._recovery_interval = recovery_interval
-        self._quantile = paced_quantile
+        self._target = paced_target
+        self._quantile = min(0.3, 3e-4 * self.rate)
         self._paced_margin = paced_margin
+        self._last_finished: Ticket | None = None
         self._fraction = 1.0
         self._limit = math.floor(self.rate)
         self._last_change = -math.inf
@@ -304,6 +319,9 @@ class ThroughputLimiter:
         if latency < self._fastest:
             self._fastest = latency
             self._floor = min(self._floor, latency)
+        if self.mode == "paced":
+            self._last_finished = ticket
+            self._quantile = min(_MAX_QUANTILE, self._quantile + _QUANTILE_STEP * self._target)
         self._learn(latency)
         self._release(ticket, latency)
         if self._waiters:
@@ -338,6 +356,9 @@ class ThroughputLimiter:
         """
         now = asyncio.get_running_loop().time()
         self.stats.throttled += 1
+        if self.mode == "paced":
+            self._quantile = max(0.0, self._quantile - _QUANTILE_STEP)
+            self._forget_refused()
         horizon = now - self.window
         e113s, starts = self._e113s, self._starts
         e113s.append(now)
@@ -356,6 +377,16 @@ class ThroughputLimiter:
         limiter_log.warning(
             "E113 from the service: throughput lowered to %.0f/s of %.0f/s", self.current_rate, self.rate
         )
+
+    def _forget_refused(self) -> None:
+        """Paced mode: the request just refused did not count at the service; free its slot."""
+        ticket, self._last_finished = self._last_finished, None
+        if ticket is not None and ticket.until != math.inf and ticket in self._released:
+            ticket.until = -math.inf
+            heapq.heapify(self._released)
+            heapq.heappop(self._released)
+            if self._waiters:
+                self._dispatch()
 
     async def aclose(self) -> None:
         """Nothing to release but a pending timer: the limiter holds no connections."""
