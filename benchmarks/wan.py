@@ -133,7 +133,7 @@ async def one_run(base: str, rate: int, mode: str, seconds: float) -> dict[str, 
 async def run_matrix(args: argparse.Namespace) -> dict[str, Any]:
     profiles = args.profiles or list(PROFILES)
     rates = args.rates or ([100] if args.quick else [20, 100, 1000])
-    seconds = {20: 10.0, 100: 6.0, 1000: 4.0} if not args.quick else {20: 5.0, 100: 3.0, 1000: 2.0}
+    seconds = {20: 15.0, 100: 8.0, 1000: 6.0} if not args.quick else {20: 5.0, 100: 4.0, 1000: 3.0}
     results: dict[str, Any] = {
         "when": time.strftime("%Y-%m-%d %H:%M"),
         "python": sys.version.split()[0],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 
 import attrs
 import pytest
@@ -210,3 +211,38 @@ def test_in_exact_mode_a_refused_request_keeps_its_slot() -> None:
         return limiter.in_window
 
     assert run(scenario()) == 1
+
+
+def test_round_trips_of_requests_sent_before_the_first_answer_teach_no_floor() -> None:
+    async def scenario() -> float:
+        limiter = ThroughputLimiter(1000, warmup_samples=10)
+        cold = [await limiter.acquire() for _ in range(60)]
+        await asyncio.sleep(0.7)
+        for ticket in cold:
+            limiter.finished(ticket)
+        return limiter.floor
+
+    assert run(scenario()) == 0.0
+
+
+def test_while_connections_are_cold_few_are_opened() -> None:
+    network = attrs.evolve(PROFILES["60±20"], handshake=0.7)
+    _, result = send(1000, network, seconds=4)
+    assert result.connections <= 200
+    assert result.e113 == 0
+
+
+def test_requests_in_flight_are_capped_by_littles_law_with_headroom() -> None:
+    async def scenario() -> tuple[int, int]:
+        limiter = ThroughputLimiter(100, burst=2, warmup_samples=20)
+        cold_cap = limiter.max_in_flight
+        first = await limiter.acquire()
+        await asyncio.sleep(0.0995)
+        limiter.finished(first)
+        for _ in range(40):
+            ticket = await limiter.acquire()
+            await asyncio.sleep(0.0995)
+            limiter.finished(ticket)
+        return cold_cap, limiter.max_in_flight
+
+    assert run(scenario()) == (16, math.ceil(2 * 100 * 0.1) + 2)

@@ -13,7 +13,10 @@ in one second, the last of them to start found the other R unreleased, so it cou
 started. Each ticket is released on its own (a slow request holds back one later start, not all
 of them), a request still in flight stays counted until its answer or ``latency_cap`` (which
 must cover TCP loss recovery: several seconds), and until ``warmup_samples`` answers have come
-back the floor is taken as 0, so early requests cannot arrive earlier than assumed.
+back the floor is taken as 0, so early requests cannot arrive earlier than assumed. Round trips
+of requests sent before the first answer came back are not samples: they opened the connections
+(a TLS handshake can take most of a second), and a floor learned from them would let the first
+requests on warm connections arrive far earlier than assumed.
 
 ``mode="exact"`` is that rule, with a cautious floor: the fastest round trip minus three times
 its distance to the 10th percentile (a normal jitter's low tail is sparse, so the fastest of a few
@@ -155,6 +158,8 @@ class ThroughputLimiter:
         self._last_change = -math.inf
         self._quiet_until = -math.inf
         self._samples = 0
+        self._first_answer = math.inf
+        self._mean_latency: float | None = None
         self._fastest = math.inf
         self._recent: deque[float] = deque(maxlen=256)
         self._floor = 0.0
@@ -181,6 +186,19 @@ class ThroughputLimiter:
         if self._samples < self._warmup:
             return 0.0
         return self._floor
+
+    @property
+    def max_in_flight(self) -> int:
+        """Requests allowed in flight: twice what Little's law needs at the current rate and mean
+        round trip, or a tenth of the rate (at least 16) until round trips are known, so that cold
+        connections are not opened by the hundred while their handshakes are under way."""
+        cold = max(16, math.ceil(self.rate / 10))
+        if self._mean_latency is None:
+            return cold
+        return max(cold, math.ceil(2 * self.current_rate * self._mean_latency) + self.burst)
+
+    def _has_room(self) -> bool:
+        return self.in_window < self._limit and self._flying < self.max_in_flight
 
     @property
     def in_window(self) -> int:
@@ -250,7 +268,7 @@ class ThroughputLimiter:
         now = loop.time()
         self._expire(now)
         waiters = self._waiters
-        while waiters and self.in_window < self._limit:
+        while waiters and self._has_room():
             waiter = waiters.popleft()
             if not waiter.done():
                 waiter.set_result(self._take(now))
@@ -282,7 +300,7 @@ class ThroughputLimiter:
         await pacer.acquire()
         now = loop.time()
         self._expire(now)
-        if not self._waiters and self.in_window < self._limit:
+        if not self._waiters and self._has_room():
             ticket = self._take(now)
         else:
             waited = True
@@ -312,17 +330,21 @@ class ThroughputLimiter:
         """The request of ``ticket`` got its answer (or failed): its arrival time is now bounded."""
         if ticket.until != math.inf:
             return
-        latency = asyncio.get_running_loop().time() - ticket.at
+        now = asyncio.get_running_loop().time()
+        latency = now - ticket.at
         ticket.latency = latency
         self._flying -= 1
-        self._samples += 1
-        if latency < self._fastest:
-            self._fastest = latency
-            self._floor = min(self._floor, latency)
+        if self._first_answer == math.inf:
+            self._first_answer = now
         if self.mode == "paced":
             self._last_finished = ticket
             self._quantile = min(_MAX_QUANTILE, self._quantile + _QUANTILE_STEP * self._target)
-        self._learn(latency)
+        if ticket.at >= self._first_answer:
+            self._samples += 1
+            if latency < self._fastest:
+                self._fastest = latency
+                self._floor = min(self._floor, latency)
+            self._learn(latency)
         self._release(ticket, latency)
         if self._waiters:
             self._dispatch()
@@ -331,8 +353,9 @@ class ThroughputLimiter:
         """Re-estimate the floor from the spread of recent round trips every few answers.
 
         The fastest round trip seen is an optimistic floor while few samples exist (a normal
-        jitter's low tail is sparse), so the exact floor lies below it by three times the gap between it
-        and the 10th percentile. The paced floor is a low quantile itself.
+        jitter's low tail is sparse), so the exact floor lies below it by three times its gap to
+        the 10th percentile. The paced floor is a low quantile itself. The mean round trip sizes
+        the cap on requests in flight.
         """
         recent = self._recent
         recent.append(latency)
@@ -345,6 +368,7 @@ class ThroughputLimiter:
         else:
             floor = fastest - 3 * (ordered[len(ordered) // 10] - fastest)
         self._floor = min(max(0.0, floor), self.latency_cap)
+        self._mean_latency = sum(ordered) / len(ordered)
 
     def throttled(self) -> None:
         """The service answered E113: back off only if E113s come repeatedly.
