@@ -59,9 +59,9 @@ class MMSClient:
     ``limiter`` passed in (any :class:`~mmsjson.limiting.Limiter`, e.g. one shared by several
     processes). ``limiter_mode`` is ``"exact"`` (never more than ``throughput`` arrivals in any
     sliding second) or ``"paced"`` (a few percent more over jittery networks, rare E113 that are
-    retried). ``max_in_flight`` caps requests waiting for an answer; by default it is the
-    throughput (at least 64), which the limiter never exceeds: a request in flight counts against
-    its window.
+    retried). ``max_in_flight`` caps requests waiting for an answer (and the connection pool); by
+    default it is the throughput (at least 64), a ceiling the limiter never needs: it keeps the
+    requests in flight to twice what Little's law asks at the observed round trip.
 
     The seams can be replaced: ``flavour`` (how requests are written; default the JSON API at
     ``base_url``), ``transport`` (how they are posted; default aiohttp, or e.g.
@@ -105,7 +105,9 @@ class MMSClient:
             flavour = JsonFlavour(key, base_url)
         if max_in_flight is None:
             rate = throughput if limiter is None else getattr(limiter, "rate", None)
-            max_in_flight = max(64, math.ceil(rate)) if isinstance(rate, int | float) and rate < 1e6 else 64
+            max_in_flight = (
+                max(64, math.ceil(rate)) if isinstance(rate, int | float) and math.isfinite(rate) else 64
+            )
         if not isinstance(max_in_flight, int) or max_in_flight < 1:
             raise ValidationError("max_in_flight", "must be an integer of at least 1")
         if limiter is None and throughput is not None:

@@ -15,7 +15,8 @@ import math
 import attrs
 import pytest
 
-from mmsjson import ThroughputLimiter
+from mmsjson import MMSClient, ThroughputLimiter
+from mmsjson.errors import ValidationError
 from mmsjson.testing.network import PROFILES, Delay, NetworkModel, SimResult, max_in_window, simulate
 from tests.virtual_clock import run
 
@@ -246,3 +247,21 @@ def test_requests_in_flight_are_capped_by_littles_law_with_headroom() -> None:
         return cold_cap, limiter.max_in_flight
 
     assert run(scenario()) == (16, math.ceil(2 * 100 * 0.1) + 2)
+
+
+def test_the_client_passes_its_limiter_mode_on() -> None:
+    client = MMSClient("key", throughput=100, limiter_mode="paced", base_url="http://127.0.0.1:9/ep/v2/")
+    assert isinstance(client.limiter, ThroughputLimiter)
+    assert client.limiter.mode == "paced"
+
+
+def test_the_client_refuses_an_unknown_limiter_mode() -> None:
+    with pytest.raises(ValidationError) as caught:
+        MMSClient("key", throughput=100, limiter_mode="fast", base_url="http://127.0.0.1:9/ep/v2/")  # type: ignore[arg-type]
+    assert caught.value.path == "limiter_mode"
+
+
+@pytest.mark.parametrize(("throughput", "expected"), [(10, 64), (1000, 1000), (None, 64)])
+def test_the_clients_in_flight_ceiling_follows_the_throughput(throughput: int | None, expected: int) -> None:
+    client = MMSClient("key", throughput=throughput, base_url="http://127.0.0.1:9/ep/v2/")
+    assert client.max_in_flight == expected

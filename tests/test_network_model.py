@@ -106,3 +106,10 @@ async def test_the_network_model_leaves_the_fake_servers_control_routes_alone() 
     async with FakeMMSServer(network=NetworkModel(e113=1.0)) as server, aiohttp.ClientSession() as session, \
             session.get(server.base_url.replace("/ep/v2/", "/_fake/stats")) as response:
         assert (await response.json())["e113"] == 0
+
+
+def test_the_sandbox_command_takes_a_network_model() -> None:
+    from mmsjson.cli import _parser
+
+    args = _parser().parse_args(["sandbox", "--network", "up=60+-20,loss=1%"])
+    assert args.network == NetworkModel(uplink=Delay(mean=0.06, jitter=0.02), loss=0.01)
