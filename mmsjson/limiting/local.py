@@ -97,8 +97,10 @@ class ThroughputLimiter:
     in paced mode) widens the window against clock and timer noise. ``burst`` is how many starts
     the pacer may let through at once after a pause (default: 1 % of the rate, at least 2).
     ``latency_cap`` (seconds, default 3) is the longest a request in flight is assumed to take to
-    arrive; it must cover TCP loss recovery. One limiter serves every request of a client,
-    retries included.
+    arrive; it must cover TCP loss recovery. ``warmup_samples`` answers are needed before the
+    floor is trusted. The back-off settings (``backoff_*``, ``recovery_*``, ``min_fraction``) and
+    ``paced_target`` (the share of E113 paced mode aims at) are described in the module
+    documentation. One limiter serves every request of a client, retries included.
     """
 
     def __init__(
@@ -135,6 +137,10 @@ class ThroughputLimiter:
             raise ValueError(f"backoff_factor must be in (0, 1), not {backoff_factor!r}")
         if not 0 < recovery_step <= 1:
             raise ValueError(f"recovery_step must be in (0, 1], not {recovery_step!r}")
+        if not (isinstance(warmup_samples, int) and warmup_samples >= 1):
+            raise ValueError(f"warmup_samples must be an integer of at least 1, not {warmup_samples!r}")
+        if not 0 < paced_target < 0.5:
+            raise ValueError(f"paced_target must be a share in (0, 0.5), not {paced_target!r}")
         self.rate = float(rate)
         self.mode: Mode = mode
         self.margin = margin
