@@ -47,7 +47,7 @@ class _Server(FakeMMSServer):
 
     def app(self) -> web.Application:
         app = super().app()
-        app.router.add_get("/_wan/accepted", self._accepted_times)
+        app.router.add_get("/_fake/wan-accepted", self._accepted_times)
         return app
 
     async def _accepted_times(self, request: web.Request) -> web.Response:
@@ -110,7 +110,7 @@ async def one_run(base: str, rate: int, mode: str, seconds: float) -> dict[str, 
             backoffs = limiter.stats.backoffs if limiter is not None else 0
         async with session.get(base.replace("/ep/v2/", "/_fake/stats"), params={"times": "1"}) as r:
             stats = await r.json()
-        async with session.get(base.replace("/ep/v2/", "/_wan/accepted")) as r:
+        async with session.get(base.replace("/ep/v2/", "/_fake/wan-accepted")) as r:
             accepted = await r.json()
     arrivals = sorted(stats["arrivals"])
     return {

@@ -188,7 +188,8 @@ class NetworkModel:
         return ", ".join(parts)
 
     def middleware(self, server: FakeMMSServer) -> Callable[..., Awaitable[web.StreamResponse]]:
-        """An aiohttp middleware applying this model to the API routes of ``server``."""
+        """An aiohttp middleware applying this model to every route of ``server`` but its
+        ``/_fake/`` control routes."""
         from aiohttp import web
 
         rng = random.Random(self.seed)
@@ -198,7 +199,7 @@ class NetworkModel:
         async def network(
             request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
         ) -> web.StreamResponse:
-            if not request.path.startswith("/ep/"):
+            if request.path.startswith("/_fake/"):
                 return await handler(request)
             connection = request.transport
             cold = connection is not None and connection not in seen
