@@ -38,7 +38,7 @@ from mmsjson.models import (
     Slide,
 )
 from mmsjson.numbers import normalize_numbers
-from mmsjson.testing.network import NetworkModel
+from mmsjson.testing.network import network_option
 from mmsjson.testing.server import FakeMMSServer
 
 __all__ = ["main"]
@@ -352,7 +352,7 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--port", type=int, default=8080)
     sandbox.add_argument("--throughput", type=int, default=None)
     sandbox.add_argument(
-        "--network", type=NetworkModel.parse, default=None, metavar="MODEL",
+        "--network", type=network_option, default=None, metavar="MODEL",
         help="model a WAN path, e.g. up=60+-20,down=5,loss=1%%,handshake=300 (delays in ms; "
         "40+exp5 is a 40 ms floor plus exponential jitter; e113=3%% refuses a share at random)",
     )

@@ -113,3 +113,11 @@ def test_the_sandbox_command_takes_a_network_model() -> None:
 
     args = _parser().parse_args(["sandbox", "--network", "up=60+-20,loss=1%"])
     assert args.network == NetworkModel(uplink=Delay(mean=0.06, jitter=0.02), loss=0.01)
+
+
+def test_the_sandbox_command_says_what_is_wrong_with_a_network_model(capsys: pytest.CaptureFixture[str]) -> None:
+    from mmsjson.cli import _parser
+
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["sandbox", "--network", "speed=3"])
+    assert "unknown network option 'speed'" in capsys.readouterr().err

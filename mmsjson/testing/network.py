@@ -38,6 +38,7 @@ __all__ = [
     "NetworkModel",
     "SimResult",
     "max_in_window",
+    "network_option",
     "per_sliding_second",
     "simulate",
     "sustained_rate",
@@ -215,6 +216,16 @@ class NetworkModel:
             return response
 
         return network
+
+
+def network_option(text: str) -> NetworkModel:
+    """:meth:`NetworkModel.parse` for ``argparse``: a bad model is reported with its reason."""
+    import argparse
+
+    try:
+        return NetworkModel.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 #: The paths the issue measures, by name (uplink-only unless the name says both ways).
