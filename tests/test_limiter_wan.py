@@ -265,3 +265,18 @@ def test_the_client_refuses_an_unknown_limiter_mode() -> None:
 def test_the_clients_in_flight_ceiling_follows_the_throughput(throughput: int | None, expected: int) -> None:
     client = MMSClient("key", throughput=throughput, base_url="http://127.0.0.1:9/ep/v2/")
     assert client.max_in_flight == expected
+
+
+def test_the_rate_climbs_back_only_while_no_e113_comes() -> None:
+    async def scenario() -> float:
+        limiter = ThroughputLimiter(100, backoff_factor=0.5, backoff_after=5)
+        for _ in range(5):
+            limiter.throttled()
+        for _ in range(8):
+            await asyncio.sleep(0.4)
+            limiter.throttled()
+            ticket = await limiter.acquire()
+            limiter.finished(ticket)
+        return limiter.current_rate
+
+    assert run(scenario()) == 50

@@ -40,9 +40,9 @@ adds to its window). It sustains about 0.98-0.99 R at R = 1,000 and 0.95-0.99 R 
 E113 is handled gently (AIMD). An isolated E113 (another sender on the account, or a bunched
 second in paced mode) changes nothing: the request is retried. When E113s come repeatedly (at
 least ``backoff_after`` in one window and more than ``backoff_share`` of the starts), the rate is
-multiplied by ``backoff_factor``; once no further back-off was needed for ``recovery_interval``,
-it climbs by ``recovery_step`` of the configured rate at a time, back to the full rate within a
-few seconds. All timing reads the running loop's clock, so tests drive it on a virtual clock.
+multiplied by ``backoff_factor``; after each ``recovery_interval`` without E113 it climbs by
+``recovery_step`` of the configured rate, back to the full rate within a few seconds. All timing
+reads the running loop's clock, so tests drive it on a virtual clock.
 """
 
 from __future__ import annotations
@@ -225,7 +225,8 @@ class ThroughputLimiter:
         self._pacer = self._new_pacer()
 
     def _recover(self, now: float) -> None:
-        if self._fraction < 1.0 and now - self._last_change >= self._recovery_interval:
+        quiet_since = max(self._last_change, self._e113s[-1] if self._e113s else -math.inf)
+        if self._fraction < 1.0 and now - quiet_since >= self._recovery_interval:
             self._set_fraction(min(1.0, self._fraction + self._recovery_step), now)
             limiter_log.info(
                 "throughput recovering: %.0f/s of %.0f/s%s", self.current_rate, self.rate,
