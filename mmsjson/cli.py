@@ -66,6 +66,7 @@ from mmsjson.models import (
 )
 from mmsjson.numbers import normalize_numbers
 from mmsjson.testing.demo_flavours import three_flavours
+from mmsjson.testing.network import network_option
 from mmsjson.testing.server import FAULT_KINDS, FakeMMSServer, Fault
 
 __all__ = ["main"]
@@ -511,6 +512,7 @@ async def _sandbox(args: argparse.Namespace, out: TextIO) -> int:
         host=args.host, port=args.port, throughput=args.throughput, record=False,
         postback_url=args.postback_url, postback_delay=args.postback_delay,
         postback_retry_delay=args.postback_retry_delay, log=None if args.quiet else log,
+        network=args.network,
     )
     for kind, count in args.fault or ():
         server.inject(Fault(kind, count))
@@ -694,6 +696,11 @@ def _parser() -> argparse.ArgumentParser:
                          "Faults can also be queued over HTTP: POST /_fake/faults "
                          '{"kind": "e113", "count": 3}')
     sandbox.add_argument("--quiet", action="store_true", help="do not print a line per request")
+    sandbox.add_argument(
+        "--network", type=network_option, metavar="MODEL",
+        help="model a WAN path, e.g. up=60+-20,down=5,loss=1%%,handshake=300 (delays in ms; "
+        "40+exp5 is a 40 ms floor plus exponential jitter; e113=3%% refuses a share at random)",
+    )
     return parser
 
 

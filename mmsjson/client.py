@@ -9,6 +9,7 @@ seams it is built from (:mod:`mmsjson.flavours`, :mod:`mmsjson.limiting`, :mod:`
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import ssl
 import time
@@ -26,7 +27,7 @@ from mmsjson._pipeline import ClientStats, Pipeline
 from mmsjson.errors import MediaError, ValidationError
 from mmsjson.flavours import DEFAULT_BASE_URL, Flavour, JsonFlavour
 from mmsjson.journal import BulkJournal
-from mmsjson.limiting import Limiter, ThroughputLimiter
+from mmsjson.limiting import Limiter, Mode, ThroughputLimiter
 from mmsjson.media import MediaCheck, check_media
 from mmsjson.models import (
     MMS,
@@ -62,8 +63,12 @@ class MMSClient:
     ``throughput`` is the account's limit in requests per second (``None`` turns the limiter off,
     e.g. against a local fake server); every request of this client, retries included, shares one
     limiter: a :class:`~mmsjson.limiting.ThroughputLimiter`, or the ``limiter`` passed in (any
-    :class:`~mmsjson.limiting.Limiter`, e.g. one shared by several processes). ``max_in_flight``
-    caps requests waiting for an answer.
+    :class:`~mmsjson.limiting.Limiter`, e.g. one shared by several processes). ``limiter_mode`` is
+    ``"exact"`` (never more than ``throughput`` arrivals in any sliding second) or ``"paced"`` (a
+    few percent more over jittery networks, rare E113 that are retried). ``max_in_flight`` caps
+    requests waiting for an answer (and the connection pool); by default it is the throughput (at
+    least 64), a ceiling the limiter never needs: it keeps the requests in flight to twice what
+    Little's law asks at the observed round trip.
 
     The seams can be replaced: ``flavour`` (how requests are written; default the JSON API at
     ``base_url``), ``transport`` (how they are posted; default aiohttp, or e.g.
@@ -81,14 +86,15 @@ class MMSClient:
         sender: str | None = None,
         throughput: float | None = 10,
         burst: int | None = None,
-        margin: float = 0.005,
+        margin: float | None = None,
+        limiter_mode: Mode = "exact",
         limiter: Limiter[Any] | None = None,
         base_url: str | None = None,
         flavour: Flavour | None = None,
         transport: Transport | None = None,
         session: aiohttp.ClientSession | None = None,
         ssl: ssl.SSLContext | None = None,
-        max_in_flight: int = 64,
+        max_in_flight: int | None = None,
         connect_timeout: float = 10.0,
         read_timeout: float = 30.0,
         answer_timeout: float | None = None,
@@ -104,13 +110,19 @@ class MMSClient:
                     "api_key", f"is required: pass api_key= or set the {API_KEY_ENV} variable"
                 )
             flavour = JsonFlavour(key, base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL)
+        if max_in_flight is None:
+            rate = throughput if limiter is None else getattr(limiter, "rate", None)
+            max_in_flight = (
+                max(64, math.ceil(rate)) if isinstance(rate, int | float) and math.isfinite(rate) else 64
+            )
         if not isinstance(max_in_flight, int) or max_in_flight < 1:
             raise ValidationError("max_in_flight", "must be an integer of at least 1")
         if limiter is None and throughput is not None:
             try:
-                limiter = ThroughputLimiter(throughput, burst=burst, margin=margin)
+                limiter = ThroughputLimiter(throughput, mode=limiter_mode, burst=burst, margin=margin)
             except (TypeError, ValueError) as exc:
-                raise ValidationError("throughput", str(exc)) from None
+                field = "limiter_mode" if "mode" in str(exc) else "throughput"
+                raise ValidationError(field, str(exc)) from None
             self._closers.append(limiter.aclose)
         if transport is None:
             transport = AiohttpTransport(

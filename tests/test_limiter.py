@@ -98,25 +98,46 @@ def test_a_request_still_in_flight_is_held_no_longer_than_the_latency_cap() -> N
     run(scenario())
 
 
-def test_e113_halves_the_rate_and_pauses_new_starts_for_a_window() -> None:
+def repeated_e113(limiter: ThroughputLimiter, count: int = 3) -> None:
+    for _ in range(count):
+        limiter.throttled()
+
+
+def test_an_isolated_e113_leaves_the_rate_alone() -> None:
     async def scenario() -> None:
         limiter = ThroughputLimiter(100)
-        loop = asyncio.get_running_loop()
-        await limiter.acquire()
+        await start_times(limiter, count=50)
         limiter.throttled()
-        throttled_at = loop.time()
-        await limiter.acquire()
-        assert limiter.current_rate == 50
-        assert loop.time() - throttled_at >= limiter.window
+        assert (limiter.current_rate, limiter.stats.throttled, limiter.stats.backoffs) == (100, 1, 0)
+
+    run(scenario())
+
+
+def test_e113s_beyond_a_tenth_of_the_starts_lower_the_rate() -> None:
+    async def scenario() -> None:
+        limiter = ThroughputLimiter(100)
+        await start_times(limiter, count=100)
+        repeated_e113(limiter, 5)
+        assert limiter.current_rate == 100
+        repeated_e113(limiter, 10)
+        assert limiter.current_rate < 100
+
+    run(scenario())
+
+
+def test_repeated_e113_lower_the_rate_multiplicatively() -> None:
+    async def scenario() -> None:
+        limiter = ThroughputLimiter(100, backoff_factor=0.7)
+        repeated_e113(limiter)
+        assert limiter.current_rate == pytest.approx(70)
 
     run(scenario())
 
 
 def test_e113s_of_requests_in_flight_together_count_as_one_backoff() -> None:
     async def scenario() -> None:
-        limiter = ThroughputLimiter(100)
-        for _ in range(10):
-            limiter.throttled()
+        limiter = ThroughputLimiter(100, backoff_factor=0.5)
+        repeated_e113(limiter, 10)
         assert (limiter.current_rate, limiter.stats.throttled, limiter.stats.backoffs) == (50, 10, 1)
 
     run(scenario())
@@ -125,7 +146,7 @@ def test_e113s_of_requests_in_flight_together_count_as_one_backoff() -> None:
 def test_the_rate_climbs_back_once_e113_stops() -> None:
     async def scenario() -> None:
         limiter = ThroughputLimiter(100)
-        limiter.throttled()
+        repeated_e113(limiter)
         await start_times(limiter, count=800)
         assert limiter.current_rate == 100
 
@@ -134,10 +155,10 @@ def test_the_rate_climbs_back_once_e113_stops() -> None:
 
 def test_e113_while_recovering_backs_off_again() -> None:
     async def scenario() -> None:
-        limiter = ThroughputLimiter(100)
-        limiter.throttled()
+        limiter = ThroughputLimiter(100, backoff_factor=0.5)
+        repeated_e113(limiter)
         await start_times(limiter, count=100)
-        limiter.throttled()
+        repeated_e113(limiter, 20)
         assert limiter.current_rate < 50
 
     run(scenario())
@@ -146,9 +167,9 @@ def test_e113_while_recovering_backs_off_again() -> None:
 def test_after_backoff_the_window_still_holds_at_the_lower_rate() -> None:
     async def scenario() -> None:
         limiter = ThroughputLimiter(100)
-        limiter.throttled()
+        repeated_e113(limiter)
         times = await start_times(limiter, count=40)
-        assert most_in_any_window(times) <= 50
+        assert most_in_any_window(times) <= limiter.current_rate
 
     run(scenario())
 
@@ -165,12 +186,18 @@ def test_waits_are_counted() -> None:
 
 def test_the_repr_shows_rate_window_and_state() -> None:
     assert repr(ThroughputLimiter(20)) == (
-        "<ThroughputLimiter rate=20/s current=20/s window=1.005s limit=20 in_window=0 throttled=0>"
+        "<ThroughputLimiter exact rate=20/s current=20/s window=1.005s limit=20 in_window=0 throttled=0>"
     )
 
 
-@pytest.mark.parametrize("options", [{"rate": 0.5}, {"rate": 10, "burst": 0}, {"rate": 10, "margin": 1.5}])
-def test_nonsense_settings_are_refused(options: dict[str, float]) -> None:
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"rate": 0.5}, {"rate": 10, "burst": 0}, {"rate": 10, "margin": 1.5}, {"rate": 10, "mode": "fast"},
+        {"rate": 10, "latency_cap": 0}, {"rate": 10, "backoff_factor": 1.0},
+    ],
+)
+def test_nonsense_settings_are_refused(options: dict[str, object]) -> None:
     with pytest.raises(ValueError):  # noqa: PT011
         ThroughputLimiter(**options)  # type: ignore[arg-type]
 
@@ -179,14 +206,14 @@ def test_a_wait_behind_a_request_in_flight_sleeps_until_it_finishes_instead_of_p
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     checks = 0
-    held_until = ThroughputLimiter._held_until
+    expire = ThroughputLimiter._expire
 
-    def counted(self: ThroughputLimiter, ticket: object, now: float) -> float:
+    def counted(self: ThroughputLimiter, now: float) -> None:
         nonlocal checks
         checks += 1
-        return held_until(self, ticket, now)  # type: ignore[arg-type]
+        expire(self, now)
 
-    monkeypatch.setattr(ThroughputLimiter, "_held_until", counted)
+    monkeypatch.setattr(ThroughputLimiter, "_expire", counted)
 
     async def scenario() -> None:
         await start_times(ThroughputLimiter(10), count=200, workers=50, latency=3.0)

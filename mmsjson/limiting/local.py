@@ -1,98 +1,220 @@
 """The throughput limiter every request of a client goes through.
 
-Two parts work together. An :class:`aiolimiter.AsyncLimiter` paces starts evenly at
-``rate / (1 + margin)`` with a small burst that absorbs the event loop's timer lag (alone, a burst of
-one loses about a tenth of the rate at 1000/s). A sliding-window log then guarantees the bound the
-service enforces: never more than ``rate`` starts in any window of ``1 + margin`` seconds (alone, a
-bucket of ``rate`` lets twice that start in one sliding second).
+The service counts *arrivals* in a strict sliding second; the client sees only when a request
+started (``s``) and when its answer came back (``a``). Its arrival lies in ``[s + u0, a - d0]``,
+where ``u0`` and ``d0`` are the shortest uplink and downlink delays of the path. So the limiter
+keeps one ticket per start and counts a ticket against the window until the start that takes its
+place can no longer arrive within a second of it:
 
-The service counts arrivals, not our starts, and a request that waits for a new connection
-arrives later than one sent on a warm one. So each start stays in the window until its start time
-*plus how much slower than the fastest request it was* lies a window in the past; the client tells
-the limiter when each request finished. A slow request thus holds back the one that mirrors it a
-window later, and no margin has to be wide enough for the worst delay.
+    release = s + window + (a - s) - floor,   floor = u0 + d0 (the shortest round trip seen)
 
-When the service still answers E113 (another process shares the account, or the limit was
-lowered), :meth:`ThroughputLimiter.throttled` halves the rate and pauses new starts for a window; the
-rate then climbs back by a tenth of the configured rate each quiet second. All timing reads the
-running loop's clock, so tests drive it with a virtual-time loop instead of sleeping.
+and lets a start go only while fewer than ``rate`` tickets are unreleased. If R + 1 arrivals fell
+in one second, the last of them to start found the other R unreleased, so it could not have
+started. Each ticket is released on its own (a slow request holds back one later start, not all
+of them), a request still in flight stays counted until its answer or ``latency_cap`` (which
+must cover TCP loss recovery: several seconds), and until ``warmup_samples`` answers have come
+back the floor is taken as 0, so early requests cannot arrive earlier than assumed. Round trips
+of requests sent before the first answer came back are not samples: they opened the connections
+(a TLS handshake can take most of a second), and a floor learned from them would let the first
+requests on warm connections arrive far earlier than assumed.
+
+``mode="exact"`` is that rule, with a cautious floor: the fastest round trip minus three times
+its distance to the 10th percentile (a normal jitter's low tail is sparse, so the fastest of a few
+hundred is not the fastest there will be). It is exact as long as no request's round trip falls
+below that floor. It charges each ticket its whole round-trip excess, downlink jitter included:
+the client sees only round trips, and the API's answers carry no arrival time that would tell
+the two directions apart. It sustains ``rate / (window + mean excess)``: about 0.94 R over a
+60 ± 20 ms uplink and 0.99 R over a 40 ms floor with 5 ms of jitter, the bound for any client
+that does not know a request's delay before sending it.
+
+``mode="paced"`` counts statistically instead. The floor is a quantile of recent round trips, so
+each start is assumed to arrive no earlier than most do rather than as early as any ever did, and
+starts are paced evenly at just under the rate. A start then lands in a full second only when it
+is faster than that quantile; the service refuses it with E113 (not accepted, so retried, and
+not counted against its window, so its ticket is freed at once). The quantile adapts: each E113
+lowers it, each answer raises it a little, settling where about ``paced_target`` (0.2 %) of
+requests draw E113; it starts from where it settles in simulations (0.03 at R = 100, 0.3 at
+R = 1,000: the more requests share a second, the likelier one lands in the slice a fast start
+adds to its window). It sustains about 0.98-0.99 R at R = 1,000 and 0.95-0.99 R at R = 100.
+
+E113 is handled gently (AIMD). An isolated E113 (another sender on the account, or a bunched
+second in paced mode) changes nothing: the request is retried. When E113s come repeatedly (at
+least ``backoff_after`` in one window and more than ``backoff_share`` of the starts), the rate is
+multiplied by ``backoff_factor``; after each ``recovery_interval`` without E113 it climbs by
+``recovery_step`` of the configured rate, back to the full rate within a few seconds. All timing
+reads the running loop's clock, so tests drive it on a virtual clock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import math
 from collections import deque
+from typing import Literal
 
 from aiolimiter import AsyncLimiter
 
+from mmsjson._log import limiter_log
 from mmsjson.limiting.base import LimiterStats
 
-__all__ = ["ThroughputLimiter", "Ticket"]
+__all__ = ["Mode", "ThroughputLimiter", "Ticket"]
 
-_MIN_SLEEP = 1e-6
+Mode = Literal["exact", "paced"]
+_MODES = ("exact", "paced")
+_MAX_QUANTILE = 0.5
+_QUANTILE_STEP = 0.02
 
 
 class Ticket:
-    """One request start in the window; :meth:`ThroughputLimiter.finished` closes it."""
+    """One request start in the window; :meth:`ThroughputLimiter.finished` closes it.
 
-    __slots__ = ("at", "latency")
+    ``at`` is when it started, ``latency`` its round trip once answered, and ``until`` the time
+    it leaves the window plus the floor (``math.inf`` while in flight).
+    """
+
+    __slots__ = ("at", "latency", "until")
 
     def __init__(self, at: float) -> None:
         self.at = at
         self.latency: float | None = None
+        self.until = math.inf
+
+    def __lt__(self, other: Ticket) -> bool:
+        return self.until < other.until
+
+    def __repr__(self) -> str:
+        return f"<Ticket at={self.at:.6f} latency={self.latency}>"
 
 
 class ThroughputLimiter:
-    """At most ``rate`` request starts in any sliding window of ``1 + margin`` seconds.
+    """At most ``rate`` requests *arriving* at the service in any sliding second.
 
-    ``rate`` is the account's throughput in requests per second. ``burst`` is how many starts the
-    pacer may let through at once after a pause (default: 1% of the rate, at least 2). ``margin``
-    (seconds, default 0.005) widens the window against network jitter; the sustained rate is
-    ``rate / (1 + margin)``. One limiter serves every request of a client, retries included.
+    ``rate`` is the account's throughput in requests per second. ``mode`` is ``"exact"`` (never
+    more than ``rate`` arrivals in a second: no E113 from this client's own traffic) or
+    ``"paced"`` (2-5 % more throughput over jittery paths, about 0.2 % harmless E113 that are
+    retried); see the module documentation. ``margin`` (seconds; default 0.005 in exact mode, 0
+    in paced mode) widens the window against clock and timer noise. ``burst`` is how many starts
+    the pacer may let through at once after a pause (default: 1 % of the rate, at least 2).
+    ``latency_cap`` (seconds, default 3) is the longest a request in flight is assumed to take to
+    arrive; it must cover TCP loss recovery. ``warmup_samples`` answers are needed before the
+    floor is trusted. The back-off settings (``backoff_*``, ``recovery_*``, ``min_fraction``) and
+    ``paced_target`` (the share of E113 paced mode aims at) are described in the module
+    documentation. One limiter serves every request of a client, retries included.
     """
 
     def __init__(
         self,
         rate: float,
         *,
+        mode: Mode = "exact",
         burst: int | None = None,
-        margin: float = 0.005,
+        margin: float | None = None,
+        latency_cap: float = 3.0,
+        warmup_samples: int = 50,
         min_fraction: float = 0.05,
+        backoff_factor: float = 0.7,
+        backoff_after: int = 3,
+        backoff_share: float = 0.1,
         recovery_step: float = 0.1,
-        latency_cap: float = 0.5,
+        recovery_interval: float = 0.5,
+        paced_target: float = 0.002,
+        paced_margin: float = 0.005,
     ) -> None:
         if not (isinstance(rate, int | float) and 1 <= rate < math.inf):
             raise ValueError(f"rate must be a number of requests per second of at least 1, not {rate!r}")
+        if mode not in _MODES:
+            raise ValueError(f"mode must be 'exact' or 'paced', not {mode!r}")
         if burst is not None and burst < 1:
             raise ValueError(f"burst must be at least 1, not {burst!r}")
+        if margin is None:
+            margin = 0.005 if mode == "exact" else 0.0
         if not 0 <= margin < 1:
             raise ValueError(f"margin must be in [0, 1) seconds, not {margin!r}")
+        if not 0 < latency_cap < math.inf:
+            raise ValueError(f"latency_cap must be a positive number of seconds, not {latency_cap!r}")
+        if not 0 < backoff_factor < 1:
+            raise ValueError(f"backoff_factor must be in (0, 1), not {backoff_factor!r}")
+        if not 0 < recovery_step <= 1:
+            raise ValueError(f"recovery_step must be in (0, 1], not {recovery_step!r}")
+        if not (isinstance(warmup_samples, int) and warmup_samples >= 1):
+            raise ValueError(f"warmup_samples must be an integer of at least 1, not {warmup_samples!r}")
+        if not 0 < paced_target < 0.5:
+            raise ValueError(f"paced_target must be a share in (0, 0.5), not {paced_target!r}")
         self.rate = float(rate)
+        self.mode: Mode = mode
         self.margin = margin
         self.window = 1.0 + margin
         self.burst = burst if burst is not None else max(2, math.ceil(rate / 100))
+        self.latency_cap = latency_cap
         self.stats = LimiterStats()
+        self._warmup = warmup_samples
         self._min_fraction = min_fraction
+        self._backoff_factor = backoff_factor
+        self._backoff_after = backoff_after
+        self._backoff_share = backoff_share
         self._recovery_step = recovery_step
+        self._recovery_interval = recovery_interval
+        self._target = paced_target
+        self._quantile = min(0.3, 3e-4 * self.rate)
+        self._paced_margin = paced_margin
+        self._last_finished: Ticket | None = None
         self._fraction = 1.0
-        self._starts: deque[Ticket] = deque()
-        self._latency_cap = latency_cap
-        self._fastest = math.inf
-        self._paused_until = -math.inf
-        self._last_change = -math.inf
         self._limit = math.floor(self.rate)
+        self._last_change = -math.inf
+        self._quiet_until = -math.inf
+        self._samples = 0
+        self._first_answer = math.inf
+        self._mean_latency: float | None = None
+        self._fastest = math.inf
+        self._recent: deque[float] = deque(maxlen=256)
+        self._floor = 0.0
+        self._in_flight: deque[Ticket] = deque()
+        self._flying = 0
+        self._released: list[Ticket] = []
+        self._waiters: deque[asyncio.Future[Ticket]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
+        self._starts: deque[float] = deque()
+        self._e113s: deque[float] = deque()
         self._pacer = self._new_pacer()
-        self._answered = asyncio.Event()
-        self._waiting_for_answer = 0
+
+    # -- state ---------------------------------------------------------------------------------
 
     @property
     def current_rate(self) -> float:
-        """The rate in force now: the configured rate, or less after E113."""
+        """The rate in force now: the configured rate, or less after repeated E113."""
         return self.rate * self._fraction
+
+    @property
+    def floor(self) -> float:
+        """The round trip every ticket is charged above: 0 until enough answers came back."""
+        if self._samples < self._warmup:
+            return 0.0
+        return self._floor
+
+    @property
+    def max_in_flight(self) -> int:
+        """Requests allowed in flight: twice what Little's law needs at the current rate and mean
+        round trip, or a tenth of the rate (at least 16) until round trips are known, so that cold
+        connections are not opened by the hundred while their handshakes are under way."""
+        cold = max(16, math.ceil(self.rate / 10))
+        if self._mean_latency is None:
+            return cold
+        return max(cold, math.ceil(2 * self.current_rate * self._mean_latency) + self.burst)
+
+    def _has_room(self) -> bool:
+        return self.in_window < self._limit and self._flying < self.max_in_flight
+
+    @property
+    def in_window(self) -> int:
+        """Tickets counted against the window now: in flight, or answered and not yet released."""
+        return self._flying + len(self._released)
 
     def _new_pacer(self) -> AsyncLimiter:
         pace = self.current_rate / self.window
+        if self.mode == "paced":
+            pace /= 1 + self._paced_margin
         burst = max(1, min(self.burst, math.floor(pace)))
         return AsyncLimiter(burst, burst / pace)
 
@@ -103,93 +225,209 @@ class ThroughputLimiter:
         self._pacer = self._new_pacer()
 
     def _recover(self, now: float) -> None:
-        if self._fraction < 1.0 and now - self._last_change >= self.window:
+        quiet_since = max(self._last_change, self._e113s[-1] if self._e113s else -math.inf)
+        if self._fraction < 1.0 and now - quiet_since >= self._recovery_interval:
             self._set_fraction(min(1.0, self._fraction + self._recovery_step), now)
+            limiter_log.info(
+                "throughput recovering: %.0f/s of %.0f/s%s", self.current_rate, self.rate,
+                " (full rate)" if self._fraction >= 1.0 else "",
+            )
 
-    def _held_until(self, ticket: Ticket, now: float) -> float:
-        """When ``ticket`` may have reached the service, at the latest, as far as we can tell."""
-        latency = ticket.latency
-        if latency is None:
-            latency = now - ticket.at
-        fastest = 0.0 if self._fastest is math.inf else self._fastest
-        return ticket.at + max(0.0, min(latency, self._latency_cap) - fastest)
+    # -- the window ----------------------------------------------------------------------------
+
+    def _release(self, ticket: Ticket, latency: float) -> None:
+        ticket.until = ticket.at + self.window + min(latency, self.latency_cap)
+        heapq.heappush(self._released, ticket)
+
+    def _expire(self, now: float) -> None:
+        """Forget released tickets; count requests in flight past the cap as arrived at the cap."""
+        flying = self._in_flight
+        while flying and (flying[0].until != math.inf or flying[0].at + self.latency_cap <= now):
+            ticket = flying.popleft()
+            if ticket.until == math.inf:
+                self._flying -= 1
+                self._release(ticket, self.latency_cap)
+        released = self._released
+        horizon = now + self.floor
+        while released and released[0].until <= horizon:
+            heapq.heappop(released)
+
+    def _next_change(self) -> float:
+        """When the window next frees a slot (or a request in flight reaches the cap)."""
+        soonest = self._released[0].until - self.floor if self._released else math.inf
+        if self._in_flight:
+            soonest = min(soonest, self._in_flight[0].at + self.latency_cap)
+        return soonest
+
+    def _take(self, now: float) -> Ticket:
+        ticket = Ticket(now)
+        self._in_flight.append(ticket)
+        self._flying += 1
+        starts = self._starts
+        starts.append(now)
+        while starts[0] <= now - self.window:
+            starts.popleft()
+        return ticket
+
+    def _dispatch(self) -> None:
+        """Hand free slots to waiters, in order; set a timer for the next slot if some still wait."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self._expire(now)
+        waiters = self._waiters
+        while waiters and self._has_room():
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(self._take(now))
+        while waiters and waiters[0].done():
+            waiters.popleft()
+        if not waiters:
+            return
+        due = self._next_change()
+        if due < self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = due
+            self._timer = loop.call_at(due, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = math.inf
+        self._dispatch()
+
+    # -- the Limiter interface -----------------------------------------------------------------
 
     async def acquire(self) -> Ticket:
         """Wait until one more request may start; pass the ticket to :meth:`finished` after it."""
         loop = asyncio.get_running_loop()
         began = loop.time()
-        waited = False
-        while True:
-            self._recover(loop.time())
-            pause = self._paused_until - loop.time()
-            if pause > 0:
-                waited = True
-                await asyncio.sleep(pause)
-                continue
-            pacer = self._pacer
-            waited = waited or not pacer.has_capacity()
-            await pacer.acquire()
-            if pacer is self._pacer and loop.time() >= self._paused_until:
-                break
-        starts = self._starts
-        while True:
-            now = loop.time()
-            horizon = now - self.window
-            while starts and self._held_until(starts[0], now) <= horizon:
-                starts.popleft()
-            if len(starts) < self._limit:
-                ticket = Ticket(now)
-                starts.append(ticket)
-                break
+        self._recover(began)
+        pacer = self._pacer
+        waited = not pacer.has_capacity()
+        await pacer.acquire()
+        now = loop.time()
+        self._expire(now)
+        if not self._waiters and self._has_room():
+            ticket = self._take(now)
+        else:
             waited = True
-            head = starts[0]
-            if head.latency is not None:
-                await asyncio.sleep(max(self._held_until(head, now) - horizon, _MIN_SLEEP))
-                continue
-            fastest = 0.0 if self._fastest is math.inf else self._fastest
-            latest = head.at + max(0.0, self._latency_cap - fastest) + self.window
-            self._waiting_for_answer += 1
+            waiter: asyncio.Future[Ticket] = loop.create_future()
+            self._waiters.append(waiter)
+            self._dispatch()
             try:
-                async with asyncio.timeout_at(max(latest, now + _MIN_SLEEP)):
-                    await self._answered.wait()
-            except TimeoutError:
-                pass
-            finally:
-                self._waiting_for_answer -= 1
+                ticket = await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._give_back(waiter.result())
+                raise
+            now = loop.time()
         self.stats.acquired += 1
         if waited:
             self.stats.waited += 1
             self.stats.wait_seconds += now - began
         return ticket
 
+    def _give_back(self, ticket: Ticket) -> None:
+        """A ticket granted to a cancelled wait: it never started, so it frees its slot at once."""
+        ticket.until = -math.inf
+        self._flying -= 1
+        self._dispatch()
+
     def finished(self, ticket: Ticket) -> None:
         """The request of ``ticket`` got its answer (or failed): its arrival time is now bounded."""
-        latency = asyncio.get_running_loop().time() - ticket.at
+        if ticket.until != math.inf:
+            return
+        now = asyncio.get_running_loop().time()
+        latency = now - ticket.at
         ticket.latency = latency
-        self._fastest = min(self._fastest, latency)
-        if self._waiting_for_answer:
-            self._answered.set()
-            self._answered = asyncio.Event()
+        self._flying -= 1
+        if self._first_answer == math.inf:
+            self._first_answer = now
+        if self.mode == "paced":
+            self._last_finished = ticket
+            self._quantile = min(_MAX_QUANTILE, self._quantile + _QUANTILE_STEP * self._target)
+        if ticket.at >= self._first_answer:
+            self._samples += 1
+            if latency < self._fastest:
+                self._fastest = latency
+                self._floor = min(self._floor, latency)
+            self._learn(latency)
+        self._release(ticket, latency)
+        if self._waiters:
+            self._dispatch()
+
+    def _learn(self, latency: float) -> None:
+        """Re-estimate the floor from the spread of recent round trips every few answers.
+
+        The fastest round trip seen is an optimistic floor while few samples exist (a normal
+        jitter's low tail is sparse), so the exact floor lies below it by three times its gap to
+        the 10th percentile. The paced floor is a low quantile itself. The mean round trip sizes
+        the cap on requests in flight.
+        """
+        recent = self._recent
+        recent.append(latency)
+        if len(recent) < self._warmup or (self._samples % 16 and len(recent) != self._warmup):
+            return
+        ordered = sorted(recent)
+        fastest = self._fastest
+        if self.mode == "paced":
+            floor = ordered[int(self._quantile * (len(ordered) - 1))]
+        else:
+            floor = fastest - 3 * (ordered[len(ordered) // 10] - fastest)
+        self._floor = min(max(0.0, floor), self.latency_cap)
+        self._mean_latency = sum(ordered) / len(ordered)
 
     def throttled(self) -> None:
-        """The service answered E113: slow down and pause new starts for one window.
+        """The service answered E113: back off only if E113s come repeatedly.
 
-        Several E113s from requests that were in flight together count as one back-off.
+        An isolated E113 (another sender on the account, or jitter bunching arrivals in paced
+        mode) is retried without slowing down. At least ``backoff_after`` E113s in one window,
+        making more than ``backoff_share`` of its starts, multiply the rate by ``backoff_factor``;
+        E113s of requests already in flight then count towards no further back-off for a window.
         """
         now = asyncio.get_running_loop().time()
         self.stats.throttled += 1
-        if now < self._paused_until:
+        if self.mode == "paced":
+            self._quantile = max(0.0, self._quantile - _QUANTILE_STEP)
+            self._forget_refused()
+        horizon = now - self.window
+        e113s, starts = self._e113s, self._starts
+        e113s.append(now)
+        while e113s and e113s[0] <= horizon:
+            e113s.popleft()
+        while starts and starts[0] <= horizon:
+            starts.popleft()
+        if now < self._quiet_until:
+            return
+        if len(e113s) < max(self._backoff_after, self._backoff_share * len(starts)):
             return
         self.stats.backoffs += 1
-        self._paused_until = now + self.window
-        self._set_fraction(max(self._min_fraction, self._fraction / 2), self._paused_until)
+        self._quiet_until = now + self.window
+        e113s.clear()
+        self._set_fraction(max(self._min_fraction, self._fraction * self._backoff_factor), now)
+        limiter_log.warning(
+            "E113 from the service: throughput lowered to %.0f/s of %.0f/s", self.current_rate, self.rate
+        )
+
+    def _forget_refused(self) -> None:
+        """Paced mode: the request just refused did not count at the service; free its slot."""
+        ticket, self._last_finished = self._last_finished, None
+        if ticket is not None and ticket.until != math.inf and ticket in self._released:
+            ticket.until = -math.inf
+            heapq.heapify(self._released)
+            heapq.heappop(self._released)
+            if self._waiters:
+                self._dispatch()
 
     async def aclose(self) -> None:
-        """Nothing to release: the limiter holds no connections."""
+        """Nothing to release but a pending timer: the limiter holds no connections."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def __repr__(self) -> str:
         return (
-            f"<ThroughputLimiter rate={self.rate:g}/s current={self.current_rate:g}/s "
-            f"window={self.window:g}s limit={self._limit} in_window={len(self._starts)} "
+            f"<ThroughputLimiter {self.mode} rate={self.rate:g}/s current={self.current_rate:g}/s "
+            f"window={self.window:g}s limit={self._limit} in_window={self.in_window} "
             f"throttled={self.stats.throttled}>"
         )

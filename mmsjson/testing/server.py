@@ -21,13 +21,16 @@ import time
 from array import array
 from collections import Counter, deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from attrs import define, frozen
 
 from mmsjson.testing.postbacks import PostbackSender
 from mmsjson.testing.rules import Refusal, check_request
+
+if TYPE_CHECKING:
+    from mmsjson.testing.network import NetworkModel
 
 __all__ = ["FakeMMSServer", "Fault", "Received"]
 
@@ -86,7 +89,9 @@ class FakeMMSServer:
     Use ``async with FakeMMSServer() as server:`` and point a client at ``server.base_url`` with
     ``server.api_key``. ``throughput`` (requests per second, ``None`` for no limit) is enforced
     over a strict sliding one-second window. ``record=False`` keeps only arrival times, for runs
-    of millions of requests.
+    of millions of requests. ``network`` (a :class:`~mmsjson.testing.network.NetworkModel`)
+    delays each request before it counts as arrived and its answer before it leaves, as a WAN
+    path would.
     """
 
     def __init__(
@@ -103,6 +108,7 @@ class FakeMMSServer:
         postback_delay: float = 1.0,
         postback_retry_delay: float = 5.0,
         log: Callable[[str], object] | None = None,
+        network: NetworkModel | None = None,
     ) -> None:
         self.service_plan_id = service_plan_id
         self.postbacks = (
@@ -116,6 +122,7 @@ class FakeMMSServer:
         self.port = port
         self.record = record
         self.latency = latency
+        self.network = network
         self.received: list[Received] = []
         self.templates: dict[str, dict[str, Any]] = {}
         self.arrivals = array("d")
@@ -149,7 +156,8 @@ class FakeMMSServer:
 
     def app(self) -> web.Application:
         """The aiohttp application, to mount or run elsewhere."""
-        app = web.Application(client_max_size=1024**2)
+        middlewares = [self.network.middleware(self)] if self.network is not None else []
+        app = web.Application(client_max_size=1024**2, middlewares=middlewares)
         app.router.add_post("/ep/v2/", self._handle)
         app.router.add_post("/ep/v2", self._handle)
         from mmsjson.testing.flavours import handle_sms_rest, handle_xml
@@ -305,6 +313,13 @@ class FakeMMSServer:
             return True
         window.append(now)
         return False
+
+    def foreign_e113(self) -> web.Response:
+        """An E113 caused by someone else's traffic on the account (the network model's ``e113``)."""
+        now = time.monotonic()
+        self.arrivals.append(now)
+        self.e113_count += 1
+        return self._failure(now, None, "E113", "exceeded the allowed throughput")
 
     def _log(self, entry: Received) -> None:
         if self.record:
