@@ -9,6 +9,8 @@ sliding second, and no E113. The precise full-rate ratios are the benchmark's jo
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import json
 import os
 import signal
@@ -86,6 +88,25 @@ async def redis_time(server: RedisServer) -> int:
         await client.aclose()
 
 
+def watch_calls(limiter: RedisLimiter, *, failures: bool = False) -> asyncio.Event:
+    """An event set once a script call grants a slot (or, with ``failures``, once one fails)."""
+    real, seen = limiter._script, asyncio.Event()
+
+    async def watched(*, keys: Any, args: Any) -> Any:
+        try:
+            reply = await real(keys=keys, args=args)
+        except Exception:
+            if failures:
+                seen.set()
+            raise
+        if not failures and len(reply) > 6:
+            seen.set()
+        return reply
+
+    limiter._script = watched  # type: ignore[assignment]
+    return seen
+
+
 # -- one process, real Redis -------------------------------------------------------------------------
 
 
@@ -110,7 +131,27 @@ async def test_two_limiters_on_one_key_share_one_paced_stream_of_slots(
     slots = sorted(slot for slots in both for slot in slots)
     assert len(set(slots)) == len(slots) == 480
     spacing = first.window / first.rate * 1e6
-    assert min(b - a for a, b in zip(slots, slots[1:])) >= spacing - 1
+    assert min(b - a for a, b in itertools.pairwise(slots)) >= spacing - 1
+
+
+async def test_a_slow_answer_holds_back_the_slot_a_window_later(limiters: Callable[..., RedisLimiter]) -> None:
+    limiter = limiters(5)
+    slow = await limiter.acquire()
+
+    async def answer_slowly() -> None:
+        await asyncio.sleep(0.3)
+        limiter.finished(slow)
+
+    answering = asyncio.ensure_future(answer_slowly())
+    tickets = [slow]
+    for _ in range(5):
+        ticket = await limiter.acquire()
+        limiter.finished(ticket)
+        tickets.append(ticket)
+    await answering
+
+    # Without the report the sixth slot would lie a window after the first, 0.8 s after the second.
+    assert tickets[5].slot - tickets[1].slot >= limiter.window * 1e6
 
 
 async def test_an_e113_in_one_process_slows_every_process(
@@ -137,8 +178,8 @@ async def test_redis_losing_its_state_stops_new_slots_for_the_horizon(
     limiter = RedisLimiter(1000, url=own_redis.url, key=key, horizon=0.2)
     try:
         limiter.finished(await limiter.acquire())
-        own_redis.command("FLUSHALL")
         lost = await redis_time(own_redis)
+        own_redis.command("FLUSHALL")
 
         ticket = await limiter.acquire()
 
@@ -158,9 +199,9 @@ async def test_a_new_key_is_used_at_once_without_a_cooldown(limiters: Callable[.
 async def test_a_cancelled_wait_takes_no_slot(limiters: Callable[..., RedisLimiter]) -> None:
     limiter = limiters(4, prefetch=1)
     limiter.finished(await limiter.acquire())
+    granted = watch_calls(limiter)
     waiting = asyncio.ensure_future(limiter.acquire())
-    while limiter.redis_stats.granted < 2:
-        await asyncio.sleep(0.01)
+    await granted.wait()
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
@@ -169,6 +210,29 @@ async def test_a_cancelled_wait_takes_no_slot(limiters: Callable[..., RedisLimit
 
     assert limiter.redis_stats.granted == 2
     assert limiter.stats.acquired == 2
+
+
+async def test_aclose_ends_even_when_the_redis_client_swallows_the_cancel(
+    limiters: Callable[..., RedisLimiter],
+) -> None:
+    """redis-py on Python 3.11 can finish a command instead of raising the cancel it got."""
+    limiter = limiters(1000)
+    real, in_flight = limiter._script, asyncio.Event()
+
+    async def swallowing(*, keys: Any, args: Any) -> Any:
+        in_flight.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.Event().wait()
+        return await real(keys=keys, args=args)
+
+    limiter._script = swallowing  # type: ignore[assignment]
+    waiting = asyncio.ensure_future(limiter.acquire())
+    await in_flight.wait()
+
+    await asyncio.wait_for(limiter.aclose(), 5)
+
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
 
 
 async def test_unreachable_redis_fails_closed_with_a_clear_error() -> None:
@@ -196,9 +260,9 @@ async def test_a_short_outage_is_waited_out(own_redis: RedisServer, key: str) ->
     try:
         limiter.finished(await limiter.acquire())
         own_redis.stop()
+        failed = watch_calls(limiter, failures=True)
         waiting = asyncio.ensure_future(limiter.acquire())
-        while limiter.redis_stats.failures == 0:
-            await asyncio.sleep(0.01)
+        await failed.wait()
         await asyncio.to_thread(own_redis.start)
 
         limiter.finished(await waiting)

@@ -10,7 +10,10 @@ the hosts' clocks never matter. It hands out slots the way the in-process
 * bounded by a sliding log: a sorted set of recent slots, and a new slot never lies less than a
   window of ``1 + margin`` seconds after the ``rate``-th latest entry. A process whose request
   started late, or was answered slower than its fastest one, tells the script so with its next call,
-  and the entry moves to when the request may have reached the service (as in the local limiter);
+  and the entry moves to when the request may have reached the service (as in the local limiter).
+  Until a process has sent for a window its fastest answer is not known, so its entries move by
+  their whole answer time. A move counts up to ``latency_cap`` seconds, and since ``latency_cap +
+  horizon`` stays under a second, it lands before the slot a window later is granted;
 * reserved ahead, never far: a slot may lie in the future, and the process sleeps until it, so
   nothing polls; no slot is granted more than ``horizon`` seconds ahead, and each process holds at
   most ``prefetch`` slots it has not used yet. A process that sends nothing holds none, so an idle
@@ -197,7 +200,7 @@ class RedisStats:
 class RedisTicket:
     """One granted slot: its id and Redis time, and when this process started the request."""
 
-    __slots__ = ("at", "born", "id", "late", "slot")
+    __slots__ = ("at", "born", "id", "late", "latency", "reported", "slot")
 
     def __init__(self, slot: _Slot, at: float) -> None:
         self.id = slot.id
@@ -205,6 +208,8 @@ class RedisTicket:
         self.born = slot.born
         self.at = at
         self.late = max(0.0, at - slot.local) + 2 * slot.error
+        self.latency: float | None = None
+        self.reported = 0
 
     def __repr__(self) -> str:
         return f"<RedisTicket id={self.id} slot={self.slot}us late={self.late * 1e3:.2f}ms>"
@@ -284,7 +289,7 @@ class RedisLimiter:
         unavailable_timeout: float = 3.0,
         min_fraction: float = 0.05,
         recovery_step: float = 0.1,
-        latency_cap: float = 0.5,
+        latency_cap: float = 0.6,
         report_threshold: float | None = None,
         prefix: str = "mmsjson:limit",
         ttl: float = 60.0,
@@ -307,6 +312,11 @@ class RedisLimiter:
             raise ValueError(f"min_fraction must be in (0, 1], not {min_fraction!r}")
         if not 0 < recovery_step <= 1:
             raise ValueError(f"recovery_step must be in (0, 1], not {recovery_step!r}")
+        if not (latency_cap > 0 and latency_cap + horizon < 1):
+            raise ValueError(
+                f"latency_cap ({latency_cap!r}) and horizon ({horizon!r}) must be positive and add up to "
+                "less than a second, so a slow answer is reported before the slot a window later is granted"
+            )
         if not ttl > 1 + margin + latency_cap + horizon:
             raise ValueError(f"ttl must outlast a window, the latency cap and the horizon, not {ttl!r}")
         self.rate = float(rate)
@@ -349,6 +359,8 @@ class RedisLimiter:
         self._last_reply = -math.inf
         self._clock = _ClockMap()
         self._fastest = math.inf
+        self._trusted_from = math.inf
+        self._recent: deque[tuple[float, RedisTicket]] = deque()
         self._waiters: deque[asyncio.Future[_Slot]] = deque()
         self._pool: list[_Slot] = []
         self._held = 0
@@ -414,17 +426,52 @@ class RedisLimiter:
         if waited:
             self.stats.waited += 1
             self.stats.wait_seconds += now - began
-        return RedisTicket(slot, now)
+        if self._trusted_from == math.inf:
+            self._trusted_from = now + self.window
+        ticket = RedisTicket(slot, now)
+        self._report(ticket, now)
+        return ticket
 
     def finished(self, ticket: RedisTicket) -> None:
-        """The request got its answer (or failed): if it started late or was slow, say so to Redis."""
+        """The request got its answer (or failed): if it started late or was slow, say so to Redis.
+
+        How slow counts against this process's fastest answer so far (against none in its first
+        window, while that is not known yet); when it improves, the answers of the last window are
+        weighed again, as the local limiter does.
+        """
         if self._closed or self._wake is None:
             return
-        latency = asyncio.get_running_loop().time() - ticket.at
-        self._fastest = min(self._fastest, latency)
-        late = min(self.latency_cap, ticket.late + max(0.0, min(latency, self.latency_cap) - self._fastest))
-        if late > self.report_threshold and ticket.born == self._born:
-            self._reports.append((ticket.born, ticket.id, ticket.slot + math.ceil(late * _US)))
+        now = asyncio.get_running_loop().time()
+        latency = now - ticket.at
+        ticket.latency = latency
+        recent = self._recent
+        recent.append((now, ticket))
+        horizon = now - self.window - self.latency_cap
+        while recent[0][0] < horizon:
+            recent.popleft()
+        if latency < self._fastest:
+            self._fastest = latency
+            for _, earlier in recent:
+                self._report(earlier, now)
+        else:
+            self._report(ticket, now)
+
+    def _report(self, ticket: RedisTicket, now: float) -> None:
+        """Queue the ticket's entry to move later in the shared log, if it moved enough.
+
+        The entry moves to when the request may have reached the service at the latest: its start
+        (late if the process was), plus how much slower its answer was than the fastest one.
+        """
+        late = ticket.late
+        if ticket.latency is not None:
+            fastest = self._fastest if now >= self._trusted_from else 0.0
+            late += max(0.0, min(ticket.latency, self.latency_cap) - fastest)
+        late = min(late, self.latency_cap)
+        step = self.report_threshold if not ticket.reported else self.report_threshold / 2
+        if late * _US - ticket.reported > step * _US and ticket.born == self._born:
+            ticket.reported = math.ceil(late * _US)
+            self._reports.append((ticket.born, ticket.id, ticket.slot + ticket.reported))
+            assert self._wake is not None
             self._wake.set()
 
     def throttled(self) -> None:
@@ -446,9 +493,11 @@ class RedisLimiter:
         if self._timer is not None:
             self._timer.cancel()
         if self._task is not None:
+            # The reserver also stops on _closed: on Python 3.11 redis-py can swallow a cancel.
+            assert self._wake is not None
+            self._wake.set()
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait({self._task})
         for waiter in self._waiters:
             waiter.cancel()
         self._waiters.clear()
@@ -510,9 +559,11 @@ class RedisLimiter:
         """Ask Redis for slots while there are waiters and room, one call at a time."""
         assert self._wake is not None
         loop = asyncio.get_running_loop()
-        while True:
+        while not self._closed:
             await self._wake.wait()
             self._wake.clear()
+            if self._closed:
+                return
             now = loop.time()
             want = 0
             if self._held < self._refill_below:
@@ -530,6 +581,8 @@ class RedisLimiter:
             except Exception as exc:  # every failure must reach the waiters, or they hang
                 self._failed(exc, attempt, loop.time())
                 continue
+            if self._closed:
+                return
             self._outage_since = None
             self._backoff = _FIRST_BACKOFF
             self._dispatch()
