@@ -12,8 +12,8 @@ window of R with E113 above it) and a real ``redis-server`` on a free loopback p
   polling ``hit()`` every 10 ms while it is refused.
 
 "1 idle" rows start N workers of which one sends nothing. Reported per run: the aggregate
-accepted rate / R (success answers from the end of the first second to the end of the run, less
-one, over the time from the first of them to the last, on the machine's monotonic clock), the most
+accepted rate / R (success answers in a one-second window, averaged over 201 windows spread from
+the end of the first second to the end of the run, so bursty and paced senders compare), the most
 arrivals the server saw in any sliding second / R, E113s, Redis round trips (client commands:
 EVALSHA) and commands Redis ran (those inside scripts included) per request, and the CPU the run
 took (workers + fake server + Redis) against the machine's. Also measured: the latency a
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import contextlib
 import json
 import math
@@ -205,8 +206,11 @@ async def one_run(mode: str, rate: int, workers: int, idle: int, seconds: float,
         after, fake_cpu = redis_counters(server), proc_cpu(fake_pid) - fake_cpu
         stats = await control(session, base, "/_fake/stats")
     start, end = go + WARM_UP, go + seconds
-    done = sorted(t for result in results for t in result["done"] if start <= t < end)
-    aggregate = (len(done) - 1) / (done[-1] - done[0]) if len(done) > 1 else 0.0
+    done = sorted(t for result in results for t in result["done"])
+    starts = [start + (end - 1 - start) * i / 200 for i in range(201)]
+    aggregate = statistics.fmean(
+        bisect.bisect_left(done, t + 1) - bisect.bisect_left(done, t) for t in starts
+    )
     requests = stats["received"] or 1
     cpu = sum(result["cpu"] for result in results) + fake_cpu + after["cpu"] - before["cpu"]
     calls = sum(result.get("calls", 0) for result in results)

@@ -282,7 +282,8 @@ async def test_a_short_outage_is_waited_out(own_redis: RedisServer, key: str) ->
         ({"url": "redis://127.0.0.1/0", "key": ""}, "key must name the account"),
         ({"url": "redis://127.0.0.1/0", "margin": 1.0}, "margin must be in [0, 1)"),
         ({"url": "redis://127.0.0.1/0", "prefetch": 0}, "prefetch must be at least 1"),
-        ({"url": "redis://127.0.0.1/0", "horizon": 0}, "horizon must be in (0, 5]"),
+        ({"url": "redis://127.0.0.1/0", "horizon": 0}, "horizon must be in (0, 1)"),
+        ({"url": "redis://127.0.0.1/0", "latency_cap": 0.8}, "add up to less than a second"),
     ],
 )
 def test_bad_options_are_refused_with_the_rule(options: dict[str, Any], rule: str) -> None:

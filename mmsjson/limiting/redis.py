@@ -271,7 +271,9 @@ class RedisLimiter:
     owns the connection and closes it in :meth:`aclose`) or a ``redis.asyncio.Redis`` as
     ``client`` (left open). ``prefetch`` (default: 1% of the rate, at least 2) is how many slots one
     process may hold before it uses them; ``horizon`` how far ahead any slot may be granted, and
-    how long grants stop after Redis lost the state. ``unavailable_timeout`` is how long an
+    how long grants stop after Redis lost the state. A request answered slower than this process's
+    fastest one moves its slot's entry later by up to ``latency_cap`` seconds (``latency_cap +
+    horizon`` must stay under a second). ``unavailable_timeout`` is how long an
     :meth:`acquire` keeps trying an unreachable Redis before it raises
     :class:`SharedLimitUnavailable`. Needs Redis 5 or newer and the ``redis`` extra.
     """
@@ -304,8 +306,8 @@ class RedisLimiter:
             raise ValueError(f"margin must be in [0, 1) seconds, not {margin!r}")
         if prefetch is not None and prefetch < 1:
             raise ValueError(f"prefetch must be at least 1 slot, not {prefetch!r}")
-        if not 0 < horizon <= 5:
-            raise ValueError(f"horizon must be in (0, 5] seconds, not {horizon!r}")
+        if not 0 < horizon < 1:
+            raise ValueError(f"horizon must be in (0, 1) seconds, not {horizon!r}")
         if not unavailable_timeout >= 0:
             raise ValueError(f"unavailable_timeout must be at least 0 seconds, not {unavailable_timeout!r}")
         if not 0 < min_fraction <= 1:
