@@ -179,7 +179,9 @@ class _Deadlines:
             self._sweeping = None
 
     def finish(self, task: asyncio.Task[Any]) -> bool:
-        """Forget ``task``; true if its deadline passed and it was cancelled for that."""
+        """Forget ``task`` (every post ends with this, however it ends, or the task would be
+        cancelled later for a deadline of an answer long received); true if its deadline passed
+        and it was cancelled for that."""
         self._due.pop(task, None)
         if task in self._expired:
             self._expired.discard(task)
@@ -310,6 +312,8 @@ class AiohttpTransport:
         except aiohttp.ClientError as exc:
             detail = _tls_reason(exc, False) or f"{type(exc).__name__}: {exc}"
             error = TransportError(f"the connection to the API failed: {detail}", outcome_unknown=True)
+        finally:
+            self._deadlines.finish(task)
         transport_log.debug("POST %s failed: %s", request.url, error)
         raise error
 
