@@ -59,7 +59,12 @@ def _is_loopback(host: str) -> bool:
 
 def check_base_url(url: str, field: str = "base_url") -> str:
     """``url`` if it is https, or plain http to a loopback address (a local fake server)."""
-    parts = urlsplit(url) if isinstance(url, str) else None
+    try:
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if parts is not None:
+            parts.port  # noqa: B018 - a port out of range raises here, not at the first send
+    except ValueError as exc:
+        raise ValidationError(field, f"{url!r} is not a URL: {exc}") from None
     if parts is not None and parts.hostname and (
         parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(parts.hostname))
     ):
