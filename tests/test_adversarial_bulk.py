@@ -285,3 +285,40 @@ async def test_http_429_mid_run_retries_only_the_throttled_batch() -> None:
     assert {o.status for o in outcomes} == {OutcomeStatus.ACCEPTED}
     assert len(calls) == 3 and calls.count(calls[0]) == 2
     assert sorted(n for c in set(calls) for n in c) == [f"1555123000{n}" for n in range(4)]
+
+
+# -- journal resume across flavours ---------------------------------------------------------------
+
+
+def fallback_media_mms() -> MMS:
+    return MMS(
+        slides=[Slide(text="Hi", image=Image("https://example.com/a.jpg"))], subject="Hi",
+        fallback_sms_text="See the picture",
+    )
+
+
+@pytest.mark.parametrize("direction", ["json-then-sms-rest", "sms-rest-then-json"])
+async def test_a_journal_resumes_across_the_json_and_sms_rest_flavours_without_resending(
+    tmp_path: Path, direction: str
+) -> None:
+    journal = tmp_path / "run.db"
+    jobs = [BulkJob(to=f"1555123000{n}", mms=fallback_media_mms(), client_reference=f"r{n}")
+            for n in range(3)]
+    json_transport = MockTransport(lambda request: RawResponse.from_json(ACCEPTED_JSON))
+    sms_transport = MockTransport(batch_answer)
+    clients = [
+        lambda: MMSClient(SECRET, service_id="123", sender="12345", throughput=None,
+                          transport=json_transport),
+        lambda: MMSClient(flavour=SmsRestFlavour(SECRET, "plan1", base_url=SMS_URL),
+                          sender="12345", service_id="123", throughput=None, transport=sms_transport),
+    ]
+    first, second = clients if direction == "json-then-sms-rest" else clients[::-1]
+    async with first() as client:
+        assert {o.status async for o in client.send_bulk(jobs, journal=journal)} == {
+            OutcomeStatus.ACCEPTED
+        }
+    sent_first = len(json_transport.requests) + len(sms_transport.requests)
+    async with second() as client:
+        again = [o async for o in client.send_bulk(jobs, journal=journal)]
+    assert all(o.replayed and o.status is OutcomeStatus.ACCEPTED for o in again)
+    assert len(json_transport.requests) + len(sms_transport.requests) == sent_first
