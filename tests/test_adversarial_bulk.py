@@ -322,3 +322,24 @@ async def test_a_journal_resumes_across_the_json_and_sms_rest_flavours_without_r
         again = [o async for o in client.send_bulk(jobs, journal=journal)]
     assert all(o.replayed and o.status is OutcomeStatus.ACCEPTED for o in again)
     assert len(json_transport.requests) + len(sms_transport.requests) == sent_first
+
+
+@pytest.mark.parametrize("token", ["id", "to", "mt_media"])
+def test_a_token_that_occurs_in_a_batch_answer_does_not_corrupt_it(token: str) -> None:
+    flavour = SmsRestFlavour(token, "plan1", base_url=SMS_URL)
+    request = flavour.send(media_mms(), "15551230001", service_id=None, sender=None)
+    answer = flavour.read(batch_answer(request))
+    assert flavour.send_result(answer).tracking_id == "B1"
+    assert flavour.accepted_recipients(answer) == frozenset({"15551230001"})
+
+
+def test_a_token_echoed_in_a_batch_error_is_redacted() -> None:
+    from mmsjson import ApiError
+
+    flavour = SmsRestFlavour("tok-SECRET-123", "plan1", base_url=SMS_URL)
+    for body in (b'{"code": "unauthorized", "text": "bad token tok-SECRET-123"}',
+                 b'{"code": "unauthorized", "text": "bad token tok\\u002dSECRET-123"}',
+                 b"<html>tok-SECRET-123</html>"):
+        with pytest.raises(ApiError) as caught:
+            flavour.read(RawResponse(401, body))
+        assert "SECRET" not in f"{caught.value} {caught.value.response!r} {caught.value.info!r}"
