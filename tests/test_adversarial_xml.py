@@ -4,6 +4,7 @@ key kept out of every error text whatever form the peer echoes it in."""
 from __future__ import annotations
 
 import aiohttp
+import defusedxml.ElementTree as SafeET
 import pytest
 
 from mmsjson import ApiError, BadRequestError, MMSError, TransportError, XmlFlavour
@@ -108,3 +109,31 @@ async def test_the_fake_answers_a_request_declaring_an_unknown_encoding_with_e10
     assert parse_answer(text.encode()) == {
         "status": "Failure", "error-code": "E108", "error-info": "the XML could not be parsed",
     }
+
+
+def test_carriage_returns_in_user_text_reach_the_server_unchanged() -> None:
+    from mmsjson import MMS, Image, Slide
+
+    text = "line 1\r\nline 2\rline 3 ]]> <![CDATA[ & </message-text>"
+    mms = MMS(
+        slides=[Slide(text=text, image=Image("https://example.com/a.jpg"))], subject="Hi",
+        fallback_sms_text="fall\r\nback",
+    )
+    request = XmlFlavour("k3y", URL).send(mms, "17745559144", service_id="1", sender="28444")
+    root = SafeET.fromstring(request.body)
+    assert root.findtext("slide/message-text") == text
+    assert root.findtext("fallback-sms-text") == "fall\r\nback"
+
+
+async def test_the_fake_reads_a_carriage_return_in_a_slide_text_as_sent() -> None:
+    from mmsjson import MMS, Image, MMSClient, Slide
+
+    text = "Windows\r\nline ends"
+    mms = MMS(slides=[Slide(text=text, image=Image("https://example.com/a.jpg"))], subject="Hi",
+              fallback_sms_text="fb")
+    async with FakeMMSServer() as server, MMSClient(
+        flavour=XmlFlavour(server.api_key, server.xml_url), service_id="1", sender="28444",
+        throughput=None,
+    ) as client:
+        await client.send(mms, "17745559144")
+    assert server.accepted()[0].payload["slide"][0]["message-text"] == text
