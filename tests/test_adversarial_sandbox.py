@@ -3,6 +3,7 @@ refused with HTTP 400 when it is posted, never queued to break a later request w
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -81,3 +82,39 @@ async def test_a_reset_the_fake_cannot_honour_is_refused_and_changes_nothing(
 async def test_a_reset_with_a_whole_throughput_is_taken(server: FakeMMSServer) -> None:
     status, _ = await post(server, "/_fake/reset", b'{"throughput": 7}')
     assert status == 200 and server.throughput == 7
+
+
+# -- the sandbox's postbacks against a receiver that redirects ------------------------------------
+
+
+async def test_a_postback_answered_with_a_redirect_is_not_counted_delivered() -> None:
+    from aiohttp import web
+
+    from mmsjson.testing.postbacks import PostbackSender
+
+    landed: list[str] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/landing")
+
+    async def landing(request: web.Request) -> web.Response:
+        landed.append(request.method)
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    app.router.add_route("*", "/landing", landing)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    sender = PostbackSender(f"http://127.0.0.1:{port}/hook", delay=0, retry_delay=0)
+    try:
+        sender.accepted({"action": "sendmms", "to": "17745550001", "from": "12345"}, "T1", None)
+        await asyncio.gather(*sender._tasks)
+    finally:
+        await sender.aclose()
+        await runner.cleanup()
+    assert (sender.delivered, sender.given_up) == (0, 2)
+    assert landed == []
