@@ -343,3 +343,37 @@ def test_a_token_echoed_in_a_batch_error_is_redacted() -> None:
         with pytest.raises(ApiError) as caught:
             flavour.read(RawResponse(401, body))
         assert "SECRET" not in f"{caught.value} {caught.value.response!r} {caught.value.info!r}"
+
+
+# -- a journal that cannot be written before a batch goes on the wire -------------------------------
+
+
+async def test_a_transient_journal_failure_before_a_batch_stops_the_run_and_the_rerun_sends_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mmsjson import StoreError
+
+    journal = BulkJournal(tmp_path / "run.db")
+    real_sending = journal.sending
+    failures = iter([StoreError("run.db", "database is locked")])
+
+    async def flaky(key: str, recipient: str) -> None:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        await real_sending(key, recipient)
+
+    monkeypatch.setattr(journal, "sending", flaky)
+    transport = MockTransport(batch_answer)
+    jobs = [BulkJob(to=f"1555123000{n}", mms=media_mms()) for n in range(3)]
+    async with MMSClient(
+        flavour=SmsRestFlavour(SECRET, "plan1", base_url=SMS_URL), throughput=None, transport=transport
+    ) as client:
+        with pytest.raises(StoreError, match="locked"):
+            async for _ in client.send_bulk(jobs, journal=journal):
+                pass
+        assert transport.requests == []
+        outcomes = [o async for o in client.send_bulk(jobs, journal=journal)]
+    journal.close()
+    assert {(o.status, o.replayed) for o in outcomes} == {(OutcomeStatus.ACCEPTED, False)}
+    assert len(transport.requests) == 1
