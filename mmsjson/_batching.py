@@ -15,6 +15,7 @@ many jobs there are. A partial batch is sent when no more jobs can be taken in: 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Sequence
 from typing import Any, Protocol
@@ -69,10 +70,27 @@ async def _deliver_batch(
     before_wire: Callable[[], Any] | None = None,
     stop: StopToken | None = None,
 ) -> list[Outcome]:
-    """One outcome per recipient of ``request``, in its order."""
+    """One outcome per recipient of ``request``, in its order; an error of ``before_wire`` (the
+    journal) is raised, not an outcome: the batch was not sent, and the run stops as it would for
+    one request per job."""
+    hook_error: BaseException | None = None
+    if before_wire is not None:
+        hook = before_wire
+
+        async def guarded() -> None:
+            nonlocal hook_error
+            try:
+                await hook()
+            except BaseException as exc:
+                hook_error = exc
+                raise
+
+        before_wire = guarded
     try:
         answer, attempts = await pipeline.deliver(request, before_wire=before_wire, stop=stop)
     except MMSError as error:
+        if error is hook_error:
+            raise
         status = _status_of(error)
         return [
             Outcome(to=to, status=status, error=error, attempts=error.attempts)
@@ -135,6 +153,20 @@ def _bulk_outcome(item: _Item, outcome: Outcome) -> BulkOutcome:
     )
 
 
+async def _not_sent(journal: BulkJournal, items: list[_Item]) -> None:
+    """Undo "may be on the wire" for ``items`` when the rest of their batch could not be journaled:
+    the batch is not sent, so each is recorded as surely not accepted (resent by the rerun). If
+    even that fails they stay "sending", which a rerun reports as unknown: never sent twice."""
+    unsent = TransportError(
+        "not sent: the journal could not be written", outcome_unknown=False, retryable=True
+    )
+    with contextlib.suppress(Exception):
+        await asyncio.gather(*(
+            journal.record(item.key, item.to, OutcomeStatus.REJECTED, error=unsent)
+            for item in items if item.key is not None
+        ))
+
+
 async def _run_pack(
     items: list[_Item],
     batcher: Batcher,
@@ -148,9 +180,14 @@ async def _run_pack(
         record = journal
 
         async def before_wire() -> None:
-            await asyncio.gather(
-                *(record.sending(item.key, item.to) for item in items if item.key is not None)
+            keyed = [(item, item.key) for item in items if item.key is not None]
+            written = await asyncio.gather(
+                *(record.sending(key, item.to) for item, key in keyed), return_exceptions=True
             )
+            failed = next((w for w in written if isinstance(w, BaseException)), None)
+            if failed is not None:
+                await _not_sent(record, [i for (i, _), w in zip(keyed, written, strict=True) if w is None])
+                raise failed
 
     outcomes = await _deliver_batch(pipeline, batcher, request, before_wire=before_wire, stop=stop)
     by_number = {outcome.to: outcome for outcome in outcomes}

@@ -44,7 +44,8 @@ class StopToken:
 
     :meth:`stop` cancels every request waiting for an in-flight slot, the limiter or a retry's
     back-off, and makes later ones stop before they start. A request whose ``before_wire`` hook ran
-    is never cancelled by it, so its outcome is always learned and recorded.
+    is never cancelled by it: on the wire it finishes, and waiting to be retried it ends with the
+    error of its last try, so its outcome is always learned and recorded.
     """
 
     __slots__ = ("_waiting", "stopped")
@@ -65,6 +66,19 @@ def _who(request: PreparedRequest) -> str:
     shown = ",".join(request.recipients[:3])
     more = len(request.recipients) - 3
     return f"{shown} and {more} more" if more > 0 else shown
+
+
+def _stopped_after(error: MMSError | None, stop: StopToken, task: asyncio.Task[Any]) -> None:
+    """Raise ``error`` instead of the cancellation when ``stop`` cancelled a request between tries.
+
+    Its first try went on the wire and ``error`` is what the last one got, so that, not "stopped
+    before sending", is its outcome: a stopped run records a throttled request as surely not
+    accepted (resent on resume) and a lost answer as unknown. A cancellation from elsewhere
+    (the caller's) is left as it is.
+    """
+    if error is not None and stop.stopped and task.cancelling() == 1:
+        task.uncancel()
+        raise error from None
 
 
 class Pipeline:
@@ -123,15 +137,19 @@ class Pipeline:
         """
         task = asyncio.current_task() if stop is not None else None
         attempts = 0
+        error: MMSError | None = None
         while True:
             attempts += 1
             if stop is not None:
                 assert task is not None
                 if stop.stopped:
-                    raise asyncio.CancelledError
+                    raise asyncio.CancelledError if error is None else error
                 stop._waiting.add(task)
                 try:
                     tickets = await self._wait_for_start(request.cost)
+                except asyncio.CancelledError:
+                    _stopped_after(error, stop, task)
+                    raise
                 finally:
                     stop._waiting.discard(task)
             elif self.limiter is None:
@@ -201,6 +219,9 @@ class Pipeline:
             stop._waiting.add(task)
             try:
                 await asyncio.sleep(wait)
+            except asyncio.CancelledError:
+                _stopped_after(error, stop, task)
+                raise
             finally:
                 stop._waiting.discard(task)
         else:

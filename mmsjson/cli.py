@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import shlex
 import signal
@@ -494,6 +495,22 @@ def _postback_url(text: str) -> str:
     return text
 
 
+def _port(text: str) -> int:
+    if not (text.isdigit() and int(text) <= 65535):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a port from 0 to 65535 (0 picks a free one)")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a finite number of seconds, 0 or more")
+    return seconds
+
+
 def _flavour_name(name: str) -> str:
     return name.replace("_", "-").lower()
 
@@ -679,15 +696,15 @@ def _parser() -> argparse.ArgumentParser:
         "is not used) and prints the export lines for MMSJSON_API_KEY and MMSJSON_BASE_URL.", _sandbox,
     )
     sandbox.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    sandbox.add_argument("--port", type=int, default=8080, help="port to listen on (0 picks a free one)")
+    sandbox.add_argument("--port", type=_port, default=8080, help="port to listen on (0 picks a free one)")
     sandbox.add_argument("--throughput", type=server_rate, metavar="N",
                          help="refuse requests over N per second with E113 (default: no limit)")
     sandbox.add_argument("--postback-url", type=_postback_url, metavar="URL",
                          help="send the postbacks the service would to URL: N101 and N102 for each "
                          "accepted send, N003 with the template id for each save")
-    sandbox.add_argument("--postback-delay", type=float, default=1.0, metavar="SECONDS",
+    sandbox.add_argument("--postback-delay", type=_seconds, default=1.0, metavar="SECONDS",
                          help="seconds from an accepted request to its postbacks")
-    sandbox.add_argument("--postback-retry-delay", type=float, default=5.0, metavar="SECONDS",
+    sandbox.add_argument("--postback-retry-delay", type=_seconds, default=5.0, metavar="SECONDS",
                          help="seconds before a postback not answered 200 is sent again (at most 5 "
                          "times; the service waits about five minutes)")
     sandbox.add_argument("--fault", type=_fault, action="append", metavar="KIND[:COUNT]",

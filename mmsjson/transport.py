@@ -59,7 +59,12 @@ def _is_loopback(host: str) -> bool:
 
 def check_base_url(url: str, field: str = "base_url") -> str:
     """``url`` if it is https, or plain http to a loopback address (a local fake server)."""
-    parts = urlsplit(url) if isinstance(url, str) else None
+    try:
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if parts is not None:
+            parts.port  # noqa: B018 - a port out of range raises here, not at the first send
+    except ValueError as exc:
+        raise ValidationError(field, f"{url!r} is not a URL: {exc}") from None
     if parts is not None and parts.hostname and (
         parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(parts.hostname))
     ):
@@ -179,7 +184,9 @@ class _Deadlines:
             self._sweeping = None
 
     def finish(self, task: asyncio.Task[Any]) -> bool:
-        """Forget ``task``; true if its deadline passed and it was cancelled for that."""
+        """Forget ``task`` (every post ends with this, however it ends, or the task would be
+        cancelled later for a deadline of an answer long received); true if its deadline passed
+        and it was cancelled for that."""
         self._due.pop(task, None)
         if task in self._expired:
             self._expired.discard(task)
@@ -310,6 +317,8 @@ class AiohttpTransport:
         except aiohttp.ClientError as exc:
             detail = _tls_reason(exc, False) or f"{type(exc).__name__}: {exc}"
             error = TransportError(f"the connection to the API failed: {detail}", outcome_unknown=True)
+        finally:
+            self._deadlines.finish(task)
         transport_log.debug("POST %s failed: %s", request.url, error)
         raise error
 

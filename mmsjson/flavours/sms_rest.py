@@ -454,7 +454,7 @@ class SmsRestFlavour:
         payload: Any = None
         if not raw.truncated:
             try:
-                payload = redact(json.loads(body), self._token.decode(), "[token]")
+                payload = redact(json.loads(raw.body), self._token.decode(), "[token]")
             except ValueError:
                 payload = None
         if 200 <= status < 300:

@@ -16,11 +16,13 @@ in :data:`ASSUMPTIONS`.
 
 from __future__ import annotations
 
+import html
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Unpack
+from xml.sax.saxutils import escape as xml_escape
 
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
@@ -174,8 +176,11 @@ def _envelope(
 
 
 def _document(root: ET.Element) -> bytes:
+    """``root`` as UTF-8 bytes. A carriage return is written as a character reference: written
+    raw, every XML parser reads it back as a line feed (XML 1.0 section 2.11), so a user's text
+    would change on the way. ElementTree writes no other carriage return (no attributes here)."""
     document: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
-    return document
+    return document.replace(b"\r", b"&#13;")
 
 
 def _answer_fields(root: ET.Element) -> dict[str, Any]:
@@ -194,7 +199,7 @@ def parse_answer(body: bytes) -> dict[str, Any] | None:
     """
     try:
         root = SafeET.fromstring(body, forbid_dtd=True)
-    except (ET.ParseError, DefusedXmlException, ValueError):
+    except (ET.ParseError, DefusedXmlException, ValueError, LookupError):
         return None
     if root.tag != "response":
         return None
@@ -219,6 +224,11 @@ class XmlFlavour:
         self.base_url = check_base_url(base_url)
         self._key = check_api_key(api_key)
         self._key_bytes = self._key.encode()
+        #: The key as an answer that is not parsed may echo it: as is, or escaped for XML or HTML.
+        self._key_forms = tuple(dict.fromkeys((
+            self._key, xml_escape(self._key), html.escape(self._key),
+            xml_escape(self._key, {'"': "&quot;", "'": "&apos;"}),
+        )))
         if send_name is not None:
             check_template_name(send_name, "send_name")
             _xml_text(send_name, "send_name")
@@ -349,21 +359,20 @@ class XmlFlavour:
     def read(self, raw: RawResponse) -> Answer:
         """The ``Success`` answer's fields, or the error a ``Failure`` answer or HTTP status means.
 
-        The answer is read with the key redacted, so no exception can carry it even if a server
-        echoed the request.
+        The status is read from the answer as it came; every text taken from it then has the key
+        redacted (as is, or XML- or HTML-escaped), so no exception can carry it even if a server
+        echoed the request, and a key that happens to occur in the markup cannot corrupt it.
         """
-        body = raw.body.replace(self._key_bytes, _KEY_MASK) if self._key_bytes in raw.body else raw.body
         status = raw.status
         if raw.truncated and 200 <= status < 300:
             raise TransportError(
                 f"HTTP {status} with an answer over the size limit; the API's answers are small",
                 outcome_unknown=True, http_status=status,
             )
-        fields = None if raw.truncated else parse_answer(body)
-        if fields is not None:
-            fields = {k: redact(v, self._key, _KEY_MASK.decode()) for k, v in fields.items()}
+        fields = None if raw.truncated else parse_answer(raw.body)
         if fields is not None:
             outcome = str(fields.get("status", "")).lower()
+            fields = {k: redact(v, self._key, _KEY_MASK.decode()) for k, v in fields.items()}
             if outcome == "success" and 200 <= status < 300:
                 return fields
             if outcome == "failure":
@@ -376,7 +385,9 @@ class XmlFlavour:
                 if stated is not None:
                     error.retry_after = max(stated, raw.retry_after or 0.0)
                 raise error
-        text = body.decode("utf-8", "replace")
+        text = raw.body.decode("utf-8", "replace")
+        for form in self._key_forms:
+            text = text.replace(form, _KEY_MASK.decode())
         if 200 <= status < 300 or status in _UNKNOWN_STATUSES or status >= 505:
             snippet = " ".join(text.split())[:200]
             raise TransportError(

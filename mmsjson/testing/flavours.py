@@ -216,7 +216,7 @@ async def handle_xml(server: FakeMMSServer, request: web.Request) -> web.StreamR
         return fault
     try:
         root = SafeET.fromstring(body, forbid_dtd=True)
-    except (SafeET.ParseError, DefusedXmlException, ValueError):
+    except (SafeET.ParseError, DefusedXmlException, ValueError, LookupError):
         return _xml_failure(server, now, None, "E108", "the XML could not be parsed")
     try:
         action, payload, key = _xml_payload(root)

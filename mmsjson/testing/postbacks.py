@@ -3,7 +3,9 @@
 For each accepted ``sendmms`` / ``sendsavedmms`` the fake posts N101 (sent) and then N102
 (delivered) for its tracking id; for each ``savemms``, N003 with the new template's ``mms-id``.
 Like the service, it expects HTTP 200 within 10 seconds and otherwise tries again later, at most
-five times (the service waits about five minutes; the fake waits ``retry_delay``).
+five times (the service waits about five minutes; the fake waits ``retry_delay``). A redirect is
+not followed: following it would turn the POST into a GET that drops the postback, yet count it
+delivered.
 """
 
 from __future__ import annotations
@@ -77,7 +79,8 @@ class PostbackSender:
         for attempt in range(1, TRIES + 1):
             try:
                 async with self._session.post(
-                    self.url, json=body, timeout=aiohttp.ClientTimeout(total=ANSWER_WITHIN)
+                    self.url, json=body, timeout=aiohttp.ClientTimeout(total=ANSWER_WITHIN),
+                    allow_redirects=False,
                 ) as answer:
                     if answer.status == 200:
                         self.delivered += 1

@@ -16,6 +16,7 @@ import bisect
 import functools
 import itertools
 import json
+import math
 import secrets
 import time
 from array import array
@@ -69,6 +70,14 @@ class Fault:
 
 
 FAULT_KINDS = ("e113", "status", "drop", "delay")
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _refused(problem: str) -> web.Response:
+    return web.json_response({"error": problem}, status=400)
 
 
 def _one_line(entry: Received) -> str:
@@ -193,19 +202,36 @@ class FakeMMSServer:
         return web.json_response(stats)
 
     async def _add_fault(self, request: web.Request) -> web.Response:
-        """``POST /_fake/faults`` with ``{"kind": "e113"|"status"|"drop"|"delay", "count": N, ...}``."""
+        """``POST /_fake/faults`` with ``{"kind": "e113"|"status"|"drop"|"delay", "count": N, ...}``.
+
+        A fault that could not be honoured is refused here with HTTP 400, not queued to fail a
+        later request with a server error.
+        """
         try:
             options = await request.json()
-            fields = {k: options[k] for k in ("kind", "count", "http_status", "seconds") if k in options}
-            fault = Fault(**fields)
-        except (ValueError, TypeError) as exc:
-            problem = f"a fault is {{kind, count, http_status, seconds}}: {exc}"
-            return web.json_response({"error": problem}, status=400)
-        if not isinstance(fault.count, int) or fault.count < 1:
-            return web.json_response({"error": "count must be a whole number of at least 1"}, status=400)
-        if fault.kind not in FAULT_KINDS:
-            return web.json_response({"error": f"kind must be one of {', '.join(FAULT_KINDS)}"}, status=400)
-        self.inject(fault)
+        except ValueError as exc:
+            return _refused(f"a fault is a JSON object {{kind, count, http_status, seconds}}: {exc}")
+        if not isinstance(options, dict):
+            return _refused("a fault is a JSON object {kind, count, http_status, seconds}")
+        unknown = set(options) - {"kind", "count", "http_status", "seconds"}
+        if unknown:
+            return _refused(f"a fault is {{kind, count, http_status, seconds}}, not {sorted(unknown)}")
+        kind = options.get("kind")
+        if not isinstance(kind, str) or kind not in FAULT_KINDS:
+            return _refused(f"kind must be one of {', '.join(FAULT_KINDS)}")
+        count = options.get("count", 1)
+        if not _whole(count) or count < 1:
+            return _refused("count must be a whole number of at least 1")
+        http_status = options.get("http_status", 503)
+        if not _whole(http_status) or not 200 <= http_status <= 599:
+            return _refused("http_status must be a whole number from 200 to 599")
+        seconds = options.get("seconds", 0.0)
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not (
+            math.isfinite(seconds) and seconds >= 0
+        ):
+            return _refused("seconds must be a finite number, 0 or more")
+        fields = {k: options[k] for k in ("count", "http_status", "seconds") if k in options}
+        self.inject(Fault(kind, **fields))
         return web.json_response({"queued": len(self._faults)})
 
     async def _template(self, request: web.Request) -> web.Response:
@@ -217,8 +243,16 @@ class FakeMMSServer:
         return web.json_response({"mms-id": mms_id})
 
     async def _reset(self, request: web.Request) -> web.Response:
-        options = await request.json() if request.can_read_body else {}
-        self.reset(throughput=options.get("throughput"))
+        try:
+            options = await request.json() if request.can_read_body else {}
+        except ValueError as exc:
+            return _refused(f"a reset is a JSON object {{throughput}}: {exc}")
+        if not isinstance(options, dict):
+            return _refused("a reset is a JSON object {throughput}")
+        throughput = options.get("throughput")
+        if throughput is not None and (not _whole(throughput) or throughput < 1):
+            return _refused("throughput must be null or a whole number of at least 1")
+        self.reset(throughput=throughput)
         return web.json_response({"reset": True})
 
     async def start(self) -> FakeMMSServer:
