@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -306,7 +306,7 @@ async def test_a_journal_resumes_across_the_json_and_sms_rest_flavours_without_r
             for n in range(3)]
     json_transport = MockTransport(lambda request: RawResponse.from_json(ACCEPTED_JSON))
     sms_transport = MockTransport(batch_answer)
-    clients = [
+    clients: list[Callable[[], MMSClient]] = [
         lambda: MMSClient(SECRET, service_id="123", sender="12345", throughput=None,
                           transport=json_transport),
         lambda: MMSClient(flavour=SmsRestFlavour(SECRET, "plan1", base_url=SMS_URL),
