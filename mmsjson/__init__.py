@@ -25,7 +25,7 @@ from mmsjson.errors import (
 from mmsjson.flavours import Flavour, JsonFlavour, SmsRestFlavour, XmlFlavour, flavour_from_name
 from mmsjson.flavours.json import dump_mms, load_mms
 from mmsjson.journal import BulkJournal
-from mmsjson.limiting import Limiter, LimiterStats, ThroughputLimiter
+from mmsjson.limiting import Limiter, LimiterStats, RedisLimiter, SharedLimitUnavailable, ThroughputLimiter
 from mmsjson.media import MediaCheck, check_media
 from mmsjson.models import (
     MMS,
@@ -93,11 +93,13 @@ __all__ = [
     "PreparedRequest",
     "RawResponse",
     "RecipientError",
+    "RedisLimiter",
     "RetryPolicy",
     "SaveResult",
     "SendResult",
     "SenderError",
     "ServerError",
+    "SharedLimitUnavailable",
     "Slide",
     "SmsRestFlavour",
     "StoreError",

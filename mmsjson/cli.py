@@ -75,6 +75,7 @@ __all__ = ["main"]
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_UNKNOWN, EXIT_BUSY = 0, 1, 2, 3, 4
 EXIT_INTERNAL, EXIT_INTERRUPTED = 70, 130
 DEBUG_ENV = "MMSJSON_DEBUG"
+REDIS_ENV, REDIS_KEY_ENV = "MMSJSON_REDIS_URL", "MMSJSON_REDIS_KEY"
 DEMO_PARTICIPANTS = ("+1 774 555 0001", "+1 774 555 0002", "+1 774 555 0003", "+1 774 555 0004")
 
 EXIT_CODES = f"""exit codes:
@@ -92,6 +93,7 @@ ENVIRONMENT = f"""environment:
   MMSJSON_SERVICE_ID  default of --service-id
   MMSJSON_SENDER      default of --sender
   {SMS_REST_TOKEN_ENV}, {SERVICE_PLAN_ENV}  the credentials of --flavour sms-rest
+  {REDIS_ENV}, {REDIS_KEY_ENV}  defaults of --redis and --redis-key
   {DEBUG_ENV}       set to 1 to see the traceback of an unexpected error"""
 
 
@@ -195,17 +197,22 @@ def _require(args: argparse.Namespace, dest: str, column: bool = False) -> None:
 
 
 def _client(args: argparse.Namespace) -> MMSClient:
+    redis = args.redis or os.environ.get(REDIS_ENV) or None
+    redis_key = args.redis_key or os.environ.get(REDIS_KEY_ENV) or None
+    if redis is not None and redis_key is None:
+        raise ValidationError("--redis-key", f"is required with --redis: give it or set {REDIS_KEY_ENV}")
+    limit: dict[str, Any] = {"throughput": args.throughput, "shared": redis, "key": redis_key}
     if args.flavour != "json":
         return MMSClient(
             flavour=flavour_from_env(args.flavour, base_url=args.base_url),
-            service_id=args.service_id, sender=args.sender, throughput=args.throughput,
+            service_id=args.service_id, sender=args.sender, **limit,
         )
     key = (os.environ.get(API_KEY_ENV) or "").strip()
     if not key:
         raise ValidationError("", f"set the {API_KEY_ENV} environment variable to your API key")
     return MMSClient(
         key, service_id=args.service_id, sender=args.sender,
-        base_url=args.base_url or DEFAULT_BASE_URL, throughput=args.throughput,
+        base_url=args.base_url or DEFAULT_BASE_URL, **limit,
     )
 
 
@@ -604,6 +611,11 @@ def _parser() -> argparse.ArgumentParser:
                          help="from: a short code or long number (default: $MMSJSON_SENDER)")
         sub.add_argument("--throughput", type=throughput, default=10, metavar="N",
                          help="the account's limit, requests per second")
+        sub.add_argument("--redis", metavar="URL",
+                         help="share --throughput with every process using this Redis and --redis-key, "
+                         f"e.g. redis://host:6379/0 (default: ${REDIS_ENV}; needs mmsjson[redis])")
+        sub.add_argument("--redis-key", metavar="KEY",
+                         help=f"the shared limit's name, e.g. the account id (default: ${REDIS_KEY_ENV})")
         sub.add_argument("--client-reference", metavar="TEXT",
                          help="your reference, returned in postbacks (at most 64 characters)")
         return sub

@@ -28,6 +28,7 @@ from mmsjson.errors import MediaError, ValidationError
 from mmsjson.flavours import DEFAULT_BASE_URL, Flavour, JsonFlavour
 from mmsjson.journal import BulkJournal
 from mmsjson.limiting import Limiter, Mode, ThroughputLimiter
+from mmsjson.limiting.redis import RedisLimiter
 from mmsjson.media import MediaCheck, check_media
 from mmsjson.models import (
     MMS,
@@ -63,7 +64,9 @@ class MMSClient:
     ``throughput`` is the account's limit in requests per second (``None`` turns the limiter off,
     e.g. against a local fake server); every request of this client, retries included, shares one
     limiter: a :class:`~mmsjson.limiting.ThroughputLimiter`, or the ``limiter`` passed in (any
-    :class:`~mmsjson.limiting.Limiter`, e.g. one shared by several processes). ``limiter_mode`` is
+    :class:`~mmsjson.limiting.Limiter`). ``shared="redis://host:6379/0"`` with ``key="account-id"``
+    shares ``throughput`` with every process and host that uses the same Redis and key (a
+    :class:`~mmsjson.limiting.redis.RedisLimiter`; needs ``mmsjson[redis]``). ``limiter_mode`` is
     ``"exact"`` (never more than ``throughput`` arrivals in any sliding second) or ``"paced"`` (a
     few percent more over jittery networks, rare E113 that are retried). ``max_in_flight`` caps
     requests waiting for an answer (and the connection pool); by default it is the throughput (at
@@ -89,6 +92,8 @@ class MMSClient:
         margin: float | None = None,
         limiter_mode: Mode = "exact",
         limiter: Limiter[Any] | None = None,
+        shared: str | None = None,
+        key: str | None = None,
         base_url: str | None = None,
         flavour: Flavour | None = None,
         transport: Transport | None = None,
@@ -104,12 +109,12 @@ class MMSClient:
     ) -> None:
         self._closers: list[Callable[[], Any]] = []
         if flavour is None:
-            key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
-            if not key:
+            secret = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
+            if not secret:
                 raise ValidationError(
                     "api_key", f"is required: pass api_key= or set the {API_KEY_ENV} variable"
                 )
-            flavour = JsonFlavour(key, base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL)
+            flavour = JsonFlavour(secret, base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL)
         if max_in_flight is None:
             rate = throughput if limiter is None else getattr(limiter, "rate", None)
             max_in_flight = (
@@ -117,6 +122,8 @@ class MMSClient:
             )
         if not isinstance(max_in_flight, int) or max_in_flight < 1:
             raise ValidationError("max_in_flight", "must be an integer of at least 1")
+        if shared is not None:
+            limiter = self._shared_limiter(shared, key, throughput, limiter)
         if limiter is None and throughput is not None:
             try:
                 limiter = ThroughputLimiter(throughput, mode=limiter_mode, burst=burst, margin=margin)
@@ -146,6 +153,23 @@ class MMSClient:
         self._media_cache_seconds = media_cache_seconds
         self._media_checks: OrderedDict[str, tuple[float, MediaCheck]] = OrderedDict()
         self._media_session: aiohttp.ClientSession | None = None
+
+    def _shared_limiter(
+        self, url: str, key: str | None, rate: float | None, limiter: Limiter[Any] | None
+    ) -> RedisLimiter:
+        """The account's limit shared through the Redis at ``url`` by every process that uses ``key``."""
+        if limiter is not None:
+            raise ValidationError("shared", "give either limiter= or shared=, not both")
+        if rate is None:
+            raise ValidationError("shared", "needs throughput=: the account's whole rate, shared by all")
+        if not key:
+            raise ValidationError("key", "names the shared limit in Redis (e.g. the account id)")
+        try:
+            shared = RedisLimiter.from_url(url, rate=rate, key=key)
+        except (ImportError, TypeError, ValueError) as exc:
+            raise ValidationError("shared", str(exc)) from None
+        self._closers.append(shared.aclose)
+        return shared
 
     @property
     def base_url(self) -> str:

@@ -21,6 +21,7 @@ from mmsjson import (
     RawResponse,
     RecipientError,
     RetryPolicy,
+    SharedLimitUnavailable,
     StoreError,
     TemplateNotFound,
     ThroughputExceeded,
@@ -323,6 +324,8 @@ def example_of(cls: type[Exception]) -> Exception:
         return cls("slides[2]", "video cannot share a slide with image")
     if issubclass(cls, ApiError):
         return cls("E241", "no such id", http_status=429, response={"a": 1}, retry_after=2.0)
+    if issubclass(cls, SharedLimitUnavailable):
+        return cls("the shared limit at redis://127.0.0.1:6379/0 could not be reached")
     if issubclass(cls, TransportError):
         return cls("lost", outcome_unknown=True, http_status=504)
     if issubclass(cls, JournalBusy):
