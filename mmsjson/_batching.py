@@ -73,29 +73,14 @@ async def _deliver_batch(
     """One outcome per recipient of ``request``, in its order; an error of ``before_wire`` (the
     journal) is raised, not an outcome: the batch was not sent, and the run stops as it would for
     one request per job."""
-    hook_error: BaseException | None = None
-    if before_wire is not None:
-        hook = before_wire
-
-        async def guarded() -> None:
-            nonlocal hook_error
-            try:
-                await hook()
-            except BaseException as exc:
-                hook_error = exc
-                raise
-
-        before_wire = guarded
-    try:
-        answer, attempts = await pipeline.deliver(request, before_wire=before_wire, stop=stop)
-    except MMSError as error:
-        if error is hook_error:
-            raise
-        status = _status_of(error)
+    delivered = await pipeline.attempt(request, before_wire=before_wire, stop=stop)
+    if isinstance(delivered, MMSError):
+        status = _status_of(delivered)
         return [
-            Outcome(to=to, status=status, error=error, attempts=error.attempts)
+            Outcome(to=to, status=status, error=delivered, attempts=delivered.attempts)
             for to in request.recipients
         ]
+    answer, attempts = delivered
     listed = batcher.accepted_recipients(answer)
     tracking_id = batcher.send_result(answer).tracking_id
     outcomes = []

@@ -59,25 +59,10 @@ async def _outcome(
 ) -> Outcome:
     """The outcome of one request; an error of ``before_wire`` (the journal) is raised, not an outcome."""
     to = request.recipients[0]
-    hook_error: BaseException | None = None
-    hook = before_wire
-    if hook is not None:
-
-        async def guarded() -> None:
-            nonlocal hook_error
-            try:
-                await hook()
-            except BaseException as exc:
-                hook_error = exc
-                raise
-
-        before_wire = guarded
-    try:
-        answer, attempts = await pipeline.deliver(request, before_wire=before_wire, stop=stop)
-    except MMSError as error:
-        if error is hook_error:
-            raise
-        return Outcome(to=to, status=_status_of(error), error=error, attempts=error.attempts)
+    delivered = await pipeline.attempt(request, before_wire=before_wire, stop=stop)
+    if isinstance(delivered, MMSError):
+        return Outcome(to=to, status=_status_of(delivered), error=delivered, attempts=delivered.attempts)
+    answer, attempts = delivered
     return Outcome(
         to=to, status=OutcomeStatus.ACCEPTED, tracking_id=result(answer).tracking_id,
         attempts=attempts,

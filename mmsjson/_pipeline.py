@@ -183,6 +183,36 @@ class Pipeline:
             error.attempts = attempts
             await self._after_failure(request, error, attempts, stop, task)
 
+    async def attempt(
+        self,
+        request: PreparedRequest,
+        *,
+        before_wire: Callable[[], Awaitable[None]] | None = None,
+        stop: StopToken | None = None,
+    ) -> tuple[Answer, int] | MMSError:
+        """:meth:`deliver` for fan-out: the request's last error is returned as a value, so that
+        an error of ``before_wire`` (the journal could not record the send) is the only one raised:
+        the request was not sent, and the run must stop rather than record an outcome."""
+        hook_error: BaseException | None = None
+        hook = before_wire
+        if hook is not None:
+
+            async def guarded() -> None:
+                nonlocal hook_error
+                try:
+                    await hook()
+                except BaseException as exc:
+                    hook_error = exc
+                    raise
+
+            before_wire = guarded
+        try:
+            return await self.deliver(request, before_wire=before_wire, stop=stop)
+        except MMSError as error:
+            if error is hook_error:
+                raise
+            return error
+
     async def _after_failure(
         self,
         request: PreparedRequest,

@@ -254,7 +254,7 @@ class JournalBusy(JournalError):
         )
 
 
-#: What each documented ``error-code`` means (``../shared/spec/status-and-postback-codes.md``).
+#: What each documented ``error-code`` means (the vendor's status-code reference pages).
 ERROR_CODES: Mapping[str, str] = {
     "E100": "invalid request; make a valid POST",
     "E103": "API access blocked for the account",
