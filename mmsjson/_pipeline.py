@@ -25,6 +25,8 @@ from mmsjson.transport import PreparedRequest, RawResponse, Transport
 __all__ = ["ClientStats", "Pipeline", "StopToken"]
 
 _NO_TICKETS: list[Any] = []
+#: The service's throughput window: a request refused with E113 is retried once it has passed.
+_WINDOW = 1.0
 
 
 @define
@@ -238,6 +240,8 @@ class Pipeline:
             raise error
         self.stats.retries += 1
         retry_after = error.retry_after if isinstance(error, ApiError) else None
+        if isinstance(error, ThroughputExceeded):
+            retry_after = max(retry_after or 0.0, getattr(self.limiter, "window", _WINDOW))
         wait = self.retry.delay(attempts, retry_after)
         pipeline_log.info(
             "%s to %s: try %d failed (%s); retrying in %.3f s",

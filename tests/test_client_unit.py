@@ -362,3 +362,18 @@ def test_arguments_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("MMSJSON_SENDER", "28444")
     client = MMSClient(SECRET, base_url=URL_, sender="12345")
     assert (client.base_url, client.sender) == (URL_, "12345")
+
+
+async def test_a_request_refused_with_e113_is_retried_once_the_window_has_passed(
+    mms: MMS, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr("mmsjson._pipeline.asyncio.sleep", sleep)
+    script = Script(failure("E113"), ok())
+    async with client(script, retry=RetryPolicy(base_delay=0.01, max_delay=5)) as c:
+        await c.send(mms, "17745559144")
+    assert waits == [1.0]
