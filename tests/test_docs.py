@@ -103,10 +103,11 @@ def test_the_committed_screenshot_is_a_png_of_a_browser_window(name: str) -> Non
     assert (width, height) == (1280, 1600)
 
 
-def test_the_readme_opens_with_pip_install_then_an_example() -> None:
+def test_the_readmes_first_commands_are_the_two_setup_commands_then_pip_install_and_an_example() -> None:
+    first_block = re.search(r"```sh\n(.*?)```", README_OPENING, re.S)
+    assert first_block is not None and first_block.group(1) == SETUP_COMMANDS
     install = README_OPENING.index("pip install mmsjson")
-    example = README_OPENING.index("```python")
-    assert install < example < README_OPENING.index(SETUP_COMMANDS)
+    assert README_OPENING.index(SETUP_COMMANDS) < install < README_OPENING.index("```python")
 
 
 def test_the_readme_keeps_the_two_setup_commands_in_its_opening() -> None:
