@@ -154,22 +154,32 @@ async def test_a_slow_answer_holds_back_the_slot_a_window_later(limiters: Callab
     assert tickets[5].slot - tickets[1].slot >= limiter.window * 1e6
 
 
-async def test_an_e113_in_one_process_slows_every_process(
-    shared_redis: RedisServer, limiters: Callable[..., RedisLimiter]
+async def test_repeated_e113_in_one_process_slow_every_process_by_the_local_rule(
+    limiters: Callable[..., RedisLimiter]
 ) -> None:
     reporter, other = limiters(1000), limiters(1000)
     reporter.finished(await reporter.acquire())
-    before = await redis_time(shared_redis)
     for _ in range(3):
         reporter.throttled()
     await reporter.aclose()
 
-    ticket = await other.acquire()
+    other.finished(await other.acquire())
 
     assert reporter.stats.throttled == 3
     assert reporter.stats.backoffs == 1
-    assert other.current_rate == 500
-    assert ticket.slot >= before + other.window * 1e6
+    assert other.current_rate == pytest.approx(700)
+
+
+async def test_an_isolated_e113_slows_nobody(limiters: Callable[..., RedisLimiter]) -> None:
+    reporter, other = limiters(1000), limiters(1000)
+    reporter.finished(await reporter.acquire())
+    reporter.throttled()
+    await reporter.aclose()
+
+    other.finished(await other.acquire())
+
+    assert reporter.stats.backoffs == 0
+    assert other.current_rate == 1000
 
 
 async def test_redis_losing_its_state_stops_new_slots_for_the_horizon(

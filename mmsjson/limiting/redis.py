@@ -18,8 +18,11 @@ the hosts' clocks never matter. It hands out slots the way the in-process
   nothing polls; no slot is granted more than ``horizon`` seconds ahead, and each process holds at
   most ``prefetch`` slots it has not used yet. A process that sends nothing holds none, so an idle
   worker leaves its share to the others; a killed one wastes at most the slots it held;
-* backed off together: an E113 reported by any process halves the shared rate and pauses every new
-  slot for a window, and the rate climbs back by a tenth each quiet window (the local AIMD);
+* backed off together, by the local limiter's rule (AIMD): E113s reported by any process are
+  counted in the shared state; an isolated one changes nothing, but ``backoff_after`` (3) in one
+  window that are more than ``backoff_share`` (10 %) of its starts multiply the shared rate by
+  ``backoff_factor`` (0.7), and it climbs back by ``recovery_step`` of the rate after each quiet
+  ``recovery_interval`` (0.5 s);
 * safe across a Redis restart: the state carries its creation time, and a process that saw state
   that is now gone tells the script, which then grants nothing for ``horizon`` seconds (every slot
   the lost state had granted lies before then) and keeps the shared back-off that process knew.
@@ -64,6 +67,7 @@ _MAX_BACKOFF = 0.5
 
 # KEYS: state hash, log sorted set. ARGV: rate, window us, horizon us, min fraction, recovery step,
 # ttl ms, hold us, slots wanted, E113s seen, state creation time seen (0: none), fraction seen,
+# back-off after (E113s), back-off share, back-off factor, recovery interval us,
 # then (slot id, new effective time us) pairs. All times are Redis TIME in microseconds; numbers
 # go to redis.call as numbers, never through tostring(), which would round them to 14 digits.
 _SCRIPT = """
@@ -80,9 +84,16 @@ local want = tonumber(ARGV[8])
 local throttles = tonumber(ARGV[9])
 local seen_born = tonumber(ARGV[10])
 local seen_fraction = tonumber(ARGV[11])
+local backoff_after = tonumber(ARGV[12])
+local backoff_share = tonumber(ARGV[13])
+local backoff_factor = tonumber(ARGV[14])
+local recovery_interval = tonumber(ARGV[15])
 local state, log = KEYS[1], KEYS[2]
 
 local s = redis.call('HMGET', state, 'born', 'tat', 'fraction', 'changed', 'paused', 'seq', 'cooled')
+local e = redis.call('HMGET', state, 'e113', 'e113_from', 'last_e113', 'quiet')
+local e113, e113_from = tonumber(e[1]) or 0, tonumber(e[2]) or 0
+local last_e113, quiet = tonumber(e[3]) or 0, tonumber(e[4]) or 0
 local born, tat, fraction, changed, paused, seq, cooled
 local cooldown = 0
 if not s[1] then
@@ -104,20 +115,30 @@ else
   end
 end
 
-if fraction < 1 and now - changed >= window then
-  local steps = math.floor((now - changed) / window)
+local quiet_since = math.max(changed, last_e113)
+if fraction < 1 and now - quiet_since >= recovery_interval then
+  local steps = math.floor((now - quiet_since) / recovery_interval)
   fraction = math.min(1, fraction + steps * step)
-  changed = changed + steps * window
+  changed = quiet_since + steps * recovery_interval
 end
 local backoffs = 0
-if throttles > 0 and now >= paused then
-  paused = now + window
-  fraction = math.max(min_fraction, fraction / 2)
-  changed = paused
-  backoffs = 1
+if throttles > 0 then
+  if now - e113_from > window then
+    e113, e113_from = 0, now
+  end
+  e113 = e113 + throttles
+  last_e113 = now
+  local starts = redis.call('ZCOUNT', log, now - window, now)
+  if now >= quiet and e113 >= math.max(backoff_after, backoff_share * starts) then
+    fraction = math.max(min_fraction, fraction * backoff_factor)
+    changed = now
+    quiet = now + window
+    e113 = 0
+    backoffs = 1
+  end
 end
 
-for i = 12, #ARGV, 2 do
+for i = 16, #ARGV, 2 do
   local old = redis.call('ZSCORE', log, ARGV[i])
   local score = tonumber(ARGV[i + 1])
   if old and tonumber(old) < score then
@@ -149,7 +170,8 @@ while granted < want do
 end
 
 redis.call('HSET', state, 'born', born, 'tat', tat, 'fraction', fraction, 'changed', changed,
-  'paused', paused, 'seq', seq, 'cooled', cooled)
+  'paused', paused, 'seq', seq, 'cooled', cooled, 'e113', e113, 'e113_from', e113_from,
+  'last_e113', last_e113, 'quiet', quiet)
 redis.call('PEXPIRE', state, ttl)
 redis.call('PEXPIRE', log, ttl)
 return out
@@ -291,6 +313,10 @@ class RedisLimiter:
         unavailable_timeout: float = 3.0,
         min_fraction: float = 0.05,
         recovery_step: float = 0.1,
+        backoff_factor: float = 0.7,
+        backoff_after: int = 3,
+        backoff_share: float = 0.1,
+        recovery_interval: float = 0.5,
         latency_cap: float = 0.6,
         report_threshold: float | None = None,
         prefix: str = "mmsjson:limit",
@@ -335,6 +361,18 @@ class RedisLimiter:
         self.redis_stats = RedisStats()
         self._min_fraction = min_fraction
         self._recovery_step = recovery_step
+        if not 0 < backoff_factor < 1:
+            raise ValueError(f"backoff_factor must be in (0, 1), not {backoff_factor!r}")
+        if not (isinstance(backoff_after, int) and backoff_after >= 1):
+            raise ValueError(f"backoff_after must be a whole number of at least 1, not {backoff_after!r}")
+        if not 0 <= backoff_share < 1:
+            raise ValueError(f"backoff_share must be in [0, 1), not {backoff_share!r}")
+        if not 0 < recovery_interval < math.inf:
+            raise ValueError(f"recovery_interval must be positive seconds, not {recovery_interval!r}")
+        self._backoff_factor = backoff_factor
+        self._backoff_after = backoff_after
+        self._backoff_share = backoff_share
+        self._recovery_interval = recovery_interval
         self._ttl = ttl
         self._keys = (f"{prefix}:{{{key}}}:state", f"{prefix}:{{{key}}}:log")
         self._secret: str | None = None
@@ -477,10 +515,8 @@ class RedisLimiter:
             self._wake.set()
 
     def throttled(self) -> None:
-        """The service answered E113: every process sharing the key backs off (halve, pause a window).
-
-        Several E113s from requests that were in flight together count as one back-off.
-        """
+        """The service answered E113: counted in the shared state, where repeated E113s (from any
+        process) lower the shared rate by the local limiter's rule; an isolated one does not."""
         self.stats.throttled += 1
         if self._closed or self._wake is None:
             return
@@ -602,6 +638,8 @@ class RedisLimiter:
             self.rate, round(self.window * _US), round(self.horizon * _US), self._min_fraction,
             self._recovery_step, round(self._ttl * 1000), round(self.latency_cap * _US), want,
             throttles, self._born if fresh else 0, self._fraction,
+            self._backoff_after, self._backoff_share, self._backoff_factor,
+            round(self._recovery_interval * _US),
         ]
         for _, slot_id, score in reports:
             args += (slot_id, score)
