@@ -16,6 +16,7 @@ Every exception derives from :class:`MMSError`::
     │   ├── TemplateError          E311, and TemplateNotFound for E241
     │   └── ServerError            E503, HTTP 503 (HTTP 503 is retryable)
     ├── TransportError             no answer: ``outcome_unknown`` says whether it may have been accepted
+    │   └── SharedLimitUnavailable the shared limit's Redis could not be reached; not sent
     └── StoreError                 a SQLite file mmsjson keeps cannot be used (damaged, foreign, unreadable)
         └── JournalError           the bulk journal cannot be used; nothing was sent
             └── JournalBusy        another run holds the journal (``holder`` says who)
