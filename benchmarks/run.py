@@ -374,8 +374,8 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
         "python": sys.version.split()[0],
         "cpus": os.cpu_count(),
     }
-    sandbox = [sys.executable, "-m", "mmsjson", "sandbox", "--port", str(fake_port)]
-    with process(sandbox, "listening", {"MMSJSON_API_KEY": KEY}), \
+    fake_server = [sys.executable, str(HERE / "fake_server.py"), str(fake_port), KEY]
+    with process(fake_server, "listening"), \
             process([sys.executable, str(HERE / "noop_server.py"), str(noop_port)], "listening"):
         results["limiter"] = []
         for rate, span in seconds.items():

@@ -3,7 +3,7 @@
     python benchmarks/shared_limit.py [--quick] [--out benchmarks/results]
 
 Every run starts N worker processes that send through one account as fast as their limiter lets
-them, against the strict fake server (``mmsjson sandbox``, its own process, a sliding one-second
+them, against the strict fake server (``benchmarks/fake_server.py``, its own process, a sliding one-second
 window of R with E113 above it) and a real ``redis-server`` on a free loopback port. Three limiters:
 
 * ``redis``: :class:`mmsjson.limiting.redis.RedisLimiter`, every worker told the account's R;
@@ -338,8 +338,8 @@ def main() -> None:
     args = parser.parse_args()
     port = free_port()
     sandbox = subprocess.Popen(
-        [sys.executable, "-m", "mmsjson", "sandbox", "--port", str(port)],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "MMSJSON_API_KEY": KEY}, cwd=ROOT,
+        [sys.executable, str(HERE / "fake_server.py"), str(port), KEY],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT,
     )
     try:
         assert sandbox.stdout is not None
