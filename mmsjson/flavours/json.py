@@ -519,7 +519,7 @@ def send_saved_request(
     return payload
 
 
-_FRAGMENT_CACHE_SIZE = 32
+_SPLICE_CACHE_SIZE = 32
 
 
 @frozen(kw_only=True)
@@ -584,7 +584,7 @@ class JsonFlavour:
             tail=options + b"," + content_fragment(mms) + b"}",
         )
         self._splices[key] = splice
-        if len(self._splices) > _FRAGMENT_CACHE_SIZE:
+        if len(self._splices) > _SPLICE_CACHE_SIZE:
             self._splices.popitem(last=False)
         return splice
 
