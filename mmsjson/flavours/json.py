@@ -12,14 +12,12 @@ call is slow and leaks memory.
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar, Unpack, get_type_hints
 
 import cattrs
 import orjson
-from attrs import frozen
 from cattrs.errors import ForbiddenExtraKeysError
 from cattrs.fns import identity
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
@@ -563,17 +561,23 @@ def send_saved_request(
     return payload
 
 
+#: How many messages (and routes) keep their encoded bodies for further recipients.
 _SPLICE_CACHE_SIZE = 32
 
+#: A route's body parts around the recipient and the content: head, middle (``from``) and the
+#: optional members (``from-mask``, ``client-reference``).
+_Route = tuple[bytes, bytes, bytes]
+#: A ``sendmms`` body cut around its recipient: ``head + to + middle [+ display-only] + tail``,
+#: with the message it was encoded from.
+_Splice = tuple[MMS, bytes, bytes, bytes]
 
-@frozen(kw_only=True)
-class _Splice:
-    """A ``sendmms`` body cut around its recipient: ``head + to + middle [+ display-only] + tail``."""
 
-    mms: MMS
-    head: bytes
-    middle: bytes
-    tail: bytes
+def _remember(cache: dict[Any, T], key: Any, value: T) -> T:
+    """Keep ``value`` in ``cache``, forgetting the oldest entry beyond :data:`_SPLICE_CACHE_SIZE`."""
+    cache[key] = value
+    if len(cache) > _SPLICE_CACHE_SIZE:
+        del cache[next(iter(cache))]
+    return value
 
 
 class JsonFlavour:
@@ -593,24 +597,27 @@ class JsonFlavour:
             "Accept": "application/json",
             "User-Agent": USER_AGENT,
         }
-        self._splices: OrderedDict[tuple[int, object, object, object, object], _Splice] = OrderedDict()
+        self._routes: dict[tuple[object, ...], _Route] = {}
+        self._splices: dict[tuple[object, ...], _Splice] = {}
 
     def __repr__(self) -> str:
         return f"<JsonFlavour {self.base_url}>"
 
-    def _splice(
+    def _route(
         self,
-        mms: MMS,
         service_id: str | None,
         sender: str | None,
         from_mask: str | None,
         client_reference: str | None,
-    ) -> _Splice:
-        """The ``sendmms`` body around its recipient, checked and encoded once per message and route."""
-        key = (id(mms), service_id, sender, from_mask, client_reference)
-        splice = self._splices.get(key)
-        if splice is not None and splice.mms is mms:
-            return splice
+    ) -> _Route:
+        """The body parts that say who sends, checked and encoded once per route."""
+        key = (service_id, sender, from_mask, client_reference)
+        try:
+            route = self._routes.get(key)
+        except TypeError:  # an unhashable value (a list): the checks below refuse it
+            route = None
+        if route is not None:
+            return route
         service = check_service_id(service_id)
         if sender is None or sender == "":
             raise ValidationError("sender", "is required: pass it to MMSClient or to the call")
@@ -621,16 +628,11 @@ class JsonFlavour:
             for name, value in ((b"from-mask", from_mask), (b"client-reference", client_reference))
             if value is not None
         )
-        splice = _Splice(
-            mms=mms,
-            head=b'{"action":"sendmms","service-id":' + _json_value(service) + b',"to":"',
-            middle=b'","from":' + _json_value(normalize_sender(sender, field="sender")),
-            tail=options + b"," + content_fragment(mms) + b"}",
-        )
-        self._splices[key] = splice
-        if len(self._splices) > _SPLICE_CACHE_SIZE:
-            self._splices.popitem(last=False)
-        return splice
+        return _remember(self._routes, key, (
+            b'{"action":"sendmms","service-id":' + _json_value(service) + b',"to":"',
+            b'","from":' + _json_value(normalize_sender(sender, field="sender")),
+            options,
+        ))
 
     def _request(self, action: str, body: bytes, to: str | None) -> PreparedRequest:
         return PreparedRequest(
@@ -656,10 +658,21 @@ class JsonFlavour:
         """
         if not isinstance(mms, MMS):
             raise ValidationError("mms", f"must be an MMS, not {type(mms).__name__}")
-        check_fallback_for_send(mms)
-        if mms.expires_at is not None or mms.fallback_sms_link_expiration is not None:
+        key = (id(mms), service_id, sender, from_mask, client_reference)
+        try:
+            splice = self._splices.get(key)
+        except TypeError:  # an unhashable route value (a list): the route's checks refuse it
+            splice = None
+        if splice is None or splice[0] is not mms:
+            check_fallback_for_send(mms)
+            if mms.expires_at is not None or mms.fallback_sms_link_expiration is not None:
+                check_deadlines(mms.expires_at, mms.fallback_sms_link_expiration)
+            head, middle, options = self._route(service_id, sender, from_mask, client_reference)
+            splice = _remember(
+                self._splices, key, (mms, head, middle, options + b"," + content_fragment(mms) + b"}")
+            )
+        elif mms.expires_at is not None or mms.fallback_sms_link_expiration is not None:
             check_deadlines(mms.expires_at, mms.fallback_sms_link_expiration)
-        splice = self._splice(mms, service_id, sender, from_mask, client_reference)
         recipient = normalize_number(to, field="to")
         shown = b""
         if to_displayonly is not None:
@@ -668,7 +681,7 @@ class JsonFlavour:
                 raise ValidationError("to_displayonly", f"lists the recipient {recipient} too")
             if others:
                 shown = b',"to-displayonly":"%s"' % ",".join(others).encode()
-        body = b"".join((splice.head, recipient.encode(), splice.middle, shown, splice.tail))
+        body = b"".join((splice[1], recipient.encode(), splice[2], shown, splice[3]))
         return PreparedRequest(
             url=self.base_url, body=body, headers=self._headers, recipients=(recipient,),
             action="sendmms",
