@@ -516,10 +516,13 @@ class MMS:
     def __attrs_post_init__(self) -> None:
         """Check every field in order, in one call rather than one validator per field."""
         _check_slides(self.slides)
-        if self.subject is not None:
-            check_subject(self.subject)
-        if self.fallback_sms_text is not None:
-            check_text(self.fallback_sms_text, "fallback_sms_text")
+        subject, text = self.subject, self.fallback_sms_text
+        if subject is not None and not (
+            type(subject) is str and subject.isascii() and len(subject) <= MAX_SUBJECT_LENGTH
+        ):
+            check_subject(subject)
+        if text is not None and not (type(text) is str and text.isascii()):
+            check_text(text, "fallback_sms_text")
         if self.disable_fallback_sms is not None:
             check_switch(self.disable_fallback_sms, "disable_fallback_sms")
         if self.disable_fallback_sms_link is not None:

@@ -664,13 +664,13 @@ class JsonFlavour:
         except TypeError:  # an unhashable route value (a list): the route's checks refuse it
             splice = None
         if splice is None or splice[0] is not mms:
-            check_fallback_for_send(mms)
+            if not (mms.fallback_sms_text or mms.disable_fallback_sms):
+                check_fallback_for_send(mms)
             if mms.expires_at is not None or mms.fallback_sms_link_expiration is not None:
                 check_deadlines(mms.expires_at, mms.fallback_sms_link_expiration)
             head, middle, options = self._route(service_id, sender, from_mask, client_reference)
-            splice = _remember(
-                self._splices, key, (mms, head, middle, options + b"," + content_fragment(mms) + b"}")
-            )
+            content = orjson.dumps(_content_json(mms))
+            splice = _remember(self._splices, key, (mms, head, middle, options + b"," + content[1:]))
         elif mms.expires_at is not None or mms.fallback_sms_link_expiration is not None:
             check_deadlines(mms.expires_at, mms.fallback_sms_link_expiration)
         recipient = normalize_number(to, field="to")
