@@ -96,13 +96,30 @@ def check_text(value: object, path: str) -> None:
 
 
 _ABSOLUTE_URL = re.compile(r"https?://(?:[^\s/?#@]*@)?[^\s/?#@:]+(?::[0-9]*)?(?:[/?#]\S*)?", re.ASCII)
+#: The start of the usual absolute URL (no user, no port): with no space after it, it matches
+#: :data:`_ABSOLUTE_URL` too, and costs half as much to try.
+_PLAIN_URL = re.compile(r"https?://[^\s/?#@:]+(?:[/?#]|\Z)", re.ASCII)
 #: Unicode whitespace, controls, format characters, surrogates and private use: never in a URL.
 _NOT_IN_URL = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Co"})
 
 
+#: ASCII URLs that passed :func:`_check_url`: a URL used again (a campaign's picture) costs a
+#: look-up. Forgotten all at once when full.
+_CHECKED_URLS: dict[str, None] = {}
+_CHECKED_URLS_SIZE = 1024
+
+
 def _check_url(instance: Media, attribute: attrs.Attribute[str], value: object) -> None:
-    if type(value) is str and value.isascii() and value.isprintable() and _ABSOLUTE_URL.fullmatch(value):
-        return
+    if type(value) is str:
+        if value in _CHECKED_URLS:
+            return
+        if value.isascii() and value.isprintable() and (
+            (" " not in value and _PLAIN_URL.match(value)) or _ABSOLUTE_URL.fullmatch(value)
+        ):
+            if len(_CHECKED_URLS) >= _CHECKED_URLS_SIZE:
+                _CHECKED_URLS.clear()
+            _CHECKED_URLS[value] = None
+            return
     path = f"{instance.kind}.url"
     if type(value) is str and _ABSOLUTE_URL.fullmatch(value):
         _check_utf8(value, path)
