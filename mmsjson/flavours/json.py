@@ -656,14 +656,14 @@ class JsonFlavour:
         Only the recipient (and the display-only list) is written per call; the rest of the body
         is spliced from what was encoded for the first recipient of the same message and route.
         """
-        if not isinstance(mms, MMS):
-            raise ValidationError("mms", f"must be an MMS, not {type(mms).__name__}")
         key = (id(mms), service_id, sender, from_mask, client_reference)
         try:
             splice = self._splices.get(key)
         except TypeError:  # an unhashable route value (a list): the route's checks refuse it
             splice = None
         if splice is None or splice[0] is not mms:
+            if not isinstance(mms, MMS):
+                raise ValidationError("mms", f"must be an MMS, not {type(mms).__name__}")
             if not (mms.fallback_sms_text or mms.disable_fallback_sms):
                 check_fallback_for_send(mms)
             if mms.expires_at is not None or mms.fallback_sms_link_expiration is not None:
