@@ -294,7 +294,11 @@ class Slide:
         self._check_media()
 
     def _check_media(self) -> None:
-        """The media rules for any slide with media (:meth:`check` passes text, image and audio)."""
+        """The media rules in full, for a slide the quick path of :meth:`check` did not pass.
+
+        That path passes text with at most an :class:`Image` and an :class:`Audio` (exactly those
+        classes); anything else, a subclass or a mistake included, is judged here.
+        """
         media = []
         for name, kind in _SLIDE_MEDIA.items():
             item = getattr(self, name)
@@ -341,6 +345,7 @@ def _slide_tuple(value: Iterable[Slide]) -> tuple[Slide, ...]:
 
 
 def _check_slides(value: tuple[Slide, ...]) -> None:
+    """Refuse too few or too many slides, or a slide the API would refuse, naming its position."""
     if not 1 <= len(value) <= MAX_SLIDES:
         raise ValidationError(
             "slides", f"has {len(value)} slides; an MMS has 1 to {MAX_SLIDES}"

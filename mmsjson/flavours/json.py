@@ -190,8 +190,8 @@ def _slide_json(slide: Slide) -> dict[str, Any]:
     """A slide as :data:`converter` writes it, without its generic per-field calls.
 
     cattrs' generated code compares each media field with ``!=``, which calls the attrs ``__eq__``
-    in Python; this is half its time. Every kind in :data:`MEDIA_KINDS` is written here (a test
-    holds the two to the same output for each kind).
+    in Python: this takes about half the time. Every kind in :data:`MEDIA_KINDS` is written here
+    (a test holds the two to the same output for each kind).
     """
     json: dict[str, Any] = {}
     if slide.text is not None:
