@@ -96,15 +96,32 @@ def check_text(value: object, path: str) -> None:
 
 
 _ABSOLUTE_URL = re.compile(r"https?://(?:[^\s/?#@]*@)?[^\s/?#@:]+(?::[0-9]*)?(?:[/?#]\S*)?", re.ASCII)
+#: The start of the usual absolute URL (no user, no port): with no space after it, it matches
+#: :data:`_ABSOLUTE_URL` too, and costs half as much to try.
+_PLAIN_URL = re.compile(r"https?://[^\s/?#@:]+(?:[/?#]|\Z)", re.ASCII)
 #: Unicode whitespace, controls, format characters, surrogates and private use: never in a URL.
 _NOT_IN_URL = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Co"})
 
 
+#: ASCII URLs that passed :func:`_check_url`: a URL used again (a campaign's picture) costs a
+#: look-up. Forgotten all at once when full.
+_CHECKED_URLS: dict[str, None] = {}
+_CHECKED_URLS_SIZE = 1024
+
+
 def _check_url(instance: Media, attribute: attrs.Attribute[str], value: object) -> None:
+    if type(value) is str:
+        if value in _CHECKED_URLS:
+            return
+        if value.isascii() and value.isprintable() and (
+            (" " not in value and _PLAIN_URL.match(value)) or _ABSOLUTE_URL.fullmatch(value)
+        ):
+            if len(_CHECKED_URLS) >= _CHECKED_URLS_SIZE:
+                _CHECKED_URLS.clear()
+            _CHECKED_URLS[value] = None
+            return
     path = f"{instance.kind}.url"
     if type(value) is str and _ABSOLUTE_URL.fullmatch(value):
-        if value.isascii() and value.isprintable():
-            return
         _check_utf8(value, path)
         for position, ch in enumerate(value):
             if unicodedata.category(ch) in _NOT_IN_URL:
@@ -264,7 +281,24 @@ class Slide:
                 raise ValidationError(
                     "text", f"has {len(text)} characters, at most {MAX_TEXT_LENGTH} are allowed"
                 )
-            _check_utf8(text, "text")
+            if not text.isascii():
+                _check_utf8(text, "text")
+        if self.video is None and self.contact is None and self.calendar is None and self.pdf is None:
+            image, audio = self.image, self.audio
+            if image is None and audio is None:
+                if not text:
+                    raise ValidationError("", "a slide needs text or media; an empty slide is refused")
+                return
+            if (image is None or type(image) is Image) and (audio is None or type(audio) is Audio):
+                return
+        self._check_media()
+
+    def _check_media(self) -> None:
+        """The media rules in full, for a slide the quick path of :meth:`check` did not pass.
+
+        That path passes text with at most an :class:`Image` and an :class:`Audio` (exactly those
+        classes); anything else, a subclass or a mistake included, is judged here.
+        """
         media = []
         for name, kind in _SLIDE_MEDIA.items():
             item = getattr(self, name)
@@ -275,8 +309,6 @@ class Slide:
                     )
                 media.append(item)
         if len(media) < 2:
-            if not media and not text:
-                raise ValidationError("", "a slide needs text or media; an empty slide is refused")
             return
         kinds = [m.kind for m in media]
         objects = [m.kind for m in media if m.is_object]
@@ -299,6 +331,8 @@ _SLIDE_MEDIA: dict[str, type[Media]] = {name: kind.cls for name, kind in MEDIA_K
 
 def _slide_tuple(value: Iterable[Slide]) -> tuple[Slide, ...]:
     """The slides as a tuple: a list, a tuple or any other ordered iterable (a generator) is taken."""
+    if type(value) is list:
+        return tuple(value)
     if type(value) is tuple:
         return value
     if isinstance(value, Slide):
@@ -310,7 +344,8 @@ def _slide_tuple(value: Iterable[Slide]) -> tuple[Slide, ...]:
     return tuple(value)
 
 
-def _check_slides(instance: MMS, attribute: attrs.Attribute[Any], value: tuple[Slide, ...]) -> None:
+def _check_slides(value: tuple[Slide, ...]) -> None:
+    """Refuse too few or too many slides, or a slide the API would refuse, naming its position."""
     if not 1 <= len(value) <= MAX_SLIDES:
         raise ValidationError(
             "slides", f"has {len(value)} slides; an MMS has 1 to {MAX_SLIDES}"
@@ -478,19 +513,6 @@ def check_deadlines(
     )
 
 
-def _subject(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is not None:
-        check_subject(value)
-
-
-def _check_bool(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    check_switch(value, attribute.name)
-
-
-def _check_text(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    check_text(value, attribute.name)
-
-
 @frozen(kw_only=True)
 class MMS:
     """The content of a multimedia message: slides, subject and fallback SMS settings.
@@ -504,16 +526,31 @@ class MMS:
     ahead) ends the fallback link. ``None`` leaves a setting to the service.
     """
 
-    slides: tuple[Slide, ...] = field(converter=_slide_tuple, validator=_check_slides)
-    subject: str | None = field(default=None, validator=_subject)
-    fallback_sms_text: str | None = field(default=None, validator=_check_text)
-    disable_fallback_sms: bool | None = field(default=None, validator=_check_bool)
-    disable_fallback_sms_link: bool | None = field(default=None, validator=_check_bool)
+    slides: tuple[Slide, ...] = field(converter=_slide_tuple)
+    subject: str | None = None
+    fallback_sms_text: str | None = None
+    disable_fallback_sms: bool | None = None
+    disable_fallback_sms_link: bool | None = None
     fallback_sms_link_expiration: datetime | None = None
     expires_at: datetime | None = None
-    cache_content: bool | None = field(default=None, validator=_check_bool)
+    cache_content: bool | None = None
 
     def __attrs_post_init__(self) -> None:
+        """Check every field in order, in one call rather than one validator per field."""
+        _check_slides(self.slides)
+        subject, text = self.subject, self.fallback_sms_text
+        if subject is not None and not (
+            type(subject) is str and subject.isascii() and len(subject) <= MAX_SUBJECT_LENGTH
+        ):
+            check_subject(subject)
+        if text is not None and not (type(text) is str and text.isascii()):
+            check_text(text, "fallback_sms_text")
+        if self.disable_fallback_sms is not None:
+            check_switch(self.disable_fallback_sms, "disable_fallback_sms")
+        if self.disable_fallback_sms_link is not None:
+            check_switch(self.disable_fallback_sms_link, "disable_fallback_sms_link")
+        if self.cache_content is not None:
+            check_switch(self.cache_content, "cache_content")
         if self.expires_at is not None or self.fallback_sms_link_expiration is not None:
             check_deadlines(self.expires_at, self.fallback_sms_link_expiration)
 

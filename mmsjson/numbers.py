@@ -124,7 +124,7 @@ def _text(raw: object, field: str) -> str:
 def normalize_number(raw: str, *, field: str = "to") -> str:
     """``raw`` as the API's international form, or :class:`ValidationError` naming ``field``."""
     try:
-        return _international(_text(raw, field))
+        return _international(raw if type(raw) is str else _text(raw, field))
     except _Refused as refused:
         raise ValidationError(field, refused.rule) from None
 

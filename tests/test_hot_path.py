@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmsjson import MMS, Audio, Image, Slide
-from mmsjson.flavours.json import JsonFlavour, send_request
+from mmsjson import MMS, Audio, Image, Slide, ValidationError
+from mmsjson.flavours import json as json_flavour
+from mmsjson.flavours.json import JsonFlavour, content_fragment, converter, send_request
+from mmsjson.models import MEDIA_KINDS
 
 FLAVOUR = JsonFlavour("key", "http://127.0.0.1:9/ep/v2/")
 NUMBERS = ["17745550001", "17745550002", "447700900123", "6834002", "+1 (774) 555-0003"]
@@ -23,12 +27,21 @@ slides = st.lists(
         text=texts,
         image=st.none() | st.just(Image("https://example.com/a.jpg")),
         audio=st.none() | st.just(Audio("https://example.com/ü.mp3?q=\\\"x\"")),
+    )
+    | st.builds(
+        lambda kind, text: Slide(text=text, **{kind: MEDIA_KINDS[kind].cls("https://u@e.com:81/d")}),
+        st.sampled_from(["video", "contact", "calendar", "pdf"]), st.none() | texts,
     ),
     min_size=1, max_size=8,
 )
+switches = st.none() | st.booleans()
+moments = st.none() | st.integers(1, 3600).map(
+    lambda seconds: datetime.now(UTC) + timedelta(days=1, seconds=seconds, microseconds=7)
+)
 messages = st.builds(
     MMS, slides=slides, subject=st.none() | st.text("abc ©°\"\\\n", max_size=80),
-    fallback_sms_text=texts,
+    fallback_sms_text=texts, disable_fallback_sms=switches, disable_fallback_sms_link=switches,
+    cache_content=switches, expires_at=moments, fallback_sms_link_expiration=moments,
 )
 routes = st.fixed_dictionaries({
     "service_id": st.sampled_from(["1", "12345", "demo \"x\""]),
@@ -63,3 +76,43 @@ def test_a_second_recipient_of_the_same_message_gets_its_own_number_and_the_same
     two = json.loads(FLAVOUR.send(mms, "17745550002", **route).body)
     assert (one.pop("to"), two.pop("to")) == ("17745550001", "17745550002")
     assert one == two
+
+
+@pytest.mark.parametrize("kind", sorted(MEDIA_KINDS))
+def test_the_hot_path_writes_each_media_kind_as_the_converter_does(kind: str) -> None:
+    slide = Slide(text="t", **{kind: MEDIA_KINDS[kind].cls("https://e.com/m")})
+    mms = MMS(slides=[slide, Slide(**{kind: MEDIA_KINDS[kind].cls("https://e.com/n")})])
+    expected = json.dumps(converter.unstructure(mms), ensure_ascii=False, separators=(",", ":"))
+    assert content_fragment(mms) == expected.encode()[1:-1]
+
+
+@pytest.mark.parametrize("field", ["service_id", "sender", "from_mask", "client_reference"])
+def test_a_list_given_as_a_route_value_is_refused_naming_the_field(field: str) -> None:
+    mms = MMS(slides=[Slide(text="Hi")], fallback_sms_text="x")
+    route: dict[str, Any] = {"service_id": "1", "sender": "12345", field: ["12345"]}
+    with pytest.raises(ValidationError, match=rf"^{field}: must be "):
+        FLAVOUR.send(mms, "17745550001", **route)
+
+
+def test_a_message_without_fallback_text_is_refused_for_every_recipient() -> None:
+    mms = MMS(slides=[Slide(text="Hi")])
+    for to in ("17745550001", "17745550002"):
+        with pytest.raises(ValidationError, match=r"^fallback_sms_text: is required to send"):
+            FLAVOUR.send(mms, to, service_id="1", sender="12345")
+
+
+def test_an_expiry_that_has_passed_is_refused_for_a_further_recipient(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mms = MMS(slides=[Slide(text="Hi")], fallback_sms_text="x", expires_at=datetime.now(UTC) + timedelta(days=1))
+    FLAVOUR.send(mms, "17745550001", service_id="1", sender="12345")
+    later = datetime.now(UTC) + timedelta(days=2)
+    check = json_flavour.check_deadlines
+    monkeypatch.setattr(json_flavour, "check_deadlines", lambda e, f: check(e, f, now=later))
+    with pytest.raises(ValidationError, match=r"^expires_at: .* is in the past"):
+        FLAVOUR.send(mms, "17745550002", service_id="1", sender="12345")
+
+
+def test_something_other_than_an_mms_is_refused_by_the_hot_path() -> None:
+    with pytest.raises(ValidationError, match=r"^mms: must be an MMS, not dict$"):
+        FLAVOUR.send({"slides": []}, "17745550001", service_id="1", sender="12345")  # type: ignore[arg-type]

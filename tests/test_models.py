@@ -539,3 +539,83 @@ def test_any_bulk_job_gives_a_validation_error_or_a_valid_request(
     except ValidationError:
         return
     assert_valid_request(payload)
+
+
+# -- the fast paths judge as the full rules do --------------------------------------------------
+
+_url_chars = st.sampled_from([*"ab.:/?#@1 ", "%20", "x-y", "é"])
+
+
+@settings(max_examples=300)
+@given(
+    scheme=st.sampled_from(["http://", "https://", "https:/", "ftp://", ""]),
+    rest=st.lists(_url_chars, max_size=12).map("".join),
+)
+def test_a_url_is_accepted_exactly_when_the_full_pattern_accepts_it(scheme: str, rest: str) -> None:
+    from mmsjson.models import _ABSOLUTE_URL
+
+    url = scheme + rest
+    accepted = bool(_ABSOLUTE_URL.fullmatch(url))
+    for _ in range(2):  # the second time it may come from the remembered URLs
+        try:
+            Image(url)
+        except ValidationError:
+            assert not accepted, url
+        else:
+            assert accepted, url
+
+
+def test_a_refused_url_is_refused_again() -> None:
+    for _ in range(2):
+        with pytest.raises(ValidationError, match=r"^image\.url: .* must be an absolute http"):
+            Image("https:///a.jpg")
+
+
+def test_a_url_with_a_user_and_a_port_is_allowed() -> None:
+    assert Image("https://ann@e.com:8443/a.jpg").url == "https://ann@e.com:8443/a.jpg"
+
+
+class _MyImage(Image):
+    """A user's subclass of Image: the fast path takes exact classes only, the rules take any."""
+
+
+def test_a_subclass_of_image_may_share_a_slide_with_audio() -> None:
+    assert one(Slide(image=_MyImage("https://e.com/a.jpg"), audio=AUD)).slides[0].audio == AUD
+
+
+def test_a_subclass_of_image_cannot_share_a_slide_with_video() -> None:
+    with pytest.raises(ValidationError, match=r"^slides\[0\]: video cannot share a slide with image$"):
+        one(Slide(image=_MyImage("https://e.com/a.jpg"), video=VID))
+
+
+def test_audio_given_as_the_image_is_refused_by_position() -> None:
+    with pytest.raises(ValidationError, match=r"^slides\[0\]\.image: must be Image\(url\), not Audio"):
+        one(Slide(image=AUD, audio=AUD))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["disable_fallback_sms", "disable_fallback_sms_link", "cache_content"])
+def test_each_switch_must_be_a_bool_and_is_named(name: str) -> None:
+    with pytest.raises(ValidationError, match=rf"^{name}: must be True, False or None, not 1$"):
+        one(Slide(text="a"), **{name: 1})
+
+
+def test_a_non_ascii_fallback_text_is_allowed() -> None:
+    assert MMS(slides=[Slide(text="a")], fallback_sms_text="Grüße").fallback_sms_text == "Grüße"
+
+
+def test_a_fallback_text_that_is_not_a_string_is_refused() -> None:
+    with pytest.raises(ValidationError, match=r"^fallback_sms_text: must be a string, not int$"):
+        MMS(slides=[Slide(text="a")], fallback_sms_text=3)  # type: ignore[arg-type]
+
+
+def test_the_first_field_in_order_is_the_one_refused() -> None:
+    with pytest.raises(ValidationError, match=r"^slides\[0\]: a slide needs text"):
+        MMS(slides=[Slide()], subject=3, fallback_sms_text=4, cache_content=5)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match=r"^subject: "):
+        MMS(slides=[Slide(text="a")], subject=3, fallback_sms_text=4)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match=r"^fallback_sms_text: "):
+        MMS(slides=[Slide(text="a")], fallback_sms_text=4, disable_fallback_sms=5)  # type: ignore[arg-type]
+
+
+def test_slides_given_as_a_generator_are_taken() -> None:
+    assert len(MMS(slides=(Slide(text=t) for t in "ab"), fallback_sms_text="x").slides) == 2
