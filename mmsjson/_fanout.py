@@ -8,6 +8,7 @@ rules. Every recipient gets an outcome; one recipient's failure never stops the 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
@@ -172,17 +173,19 @@ async def _run_job(
 
 
 class _Tally:
+    """Counts of a bulk run, reported to ``progress`` after every outcome."""
+
+    __slots__ = ("counts", "done", "progress", "started")
+
     def __init__(self, progress: Callable[[BulkProgress], object] | None) -> None:
         self.progress = progress
         self.started = 0
+        self.done = 0
         self.counts = dict.fromkeys(OutcomeStatus, 0)
-
-    @property
-    def done(self) -> int:
-        return sum(self.counts.values())
 
     def record(self, outcome: BulkOutcome, in_flight: int) -> None:
         self.counts[outcome.status] += 1
+        self.done += 1
         if self.progress is not None:
             self.progress(
                 BulkProgress(
@@ -194,6 +197,9 @@ class _Tally:
                     last=outcome,
                 )
             )
+
+
+_END: Any = object()
 
 
 async def stream_bulk(
@@ -210,56 +216,72 @@ async def stream_bulk(
 
     Up to ``max_pending`` worker coroutines each take the next job when they are free, so jobs
     are read lazily and a job costs no task of its own (a task, its context and its callbacks
-    per job were most of what set the garbage collector off in long runs). If the run is left,
-    cancelled or fails, workers waiting for a job or a start are stopped, those on the wire
-    finish, and their outcomes are recorded but not yielded.
+    per job were most of what set the garbage collector off in long runs). A plain iterable is
+    read with ``next`` (it cannot be interrupted, so workers need no lock); an async one under a
+    lock. If the run is left, cancelled or fails, workers waiting for a job or a start are
+    stopped, those on the wire finish, and their outcomes are recorded but not yielded.
     """
     if max_pending < 1:
         raise ValueError("max_pending must be at least 1")
     tally = _Tally(progress)
     stop = StopToken()
-    source = _jobs_of(jobs)
+    loop = asyncio.get_running_loop()
+    iterator = None if isinstance(jobs, AsyncIterable) else iter(jobs)
+    source = aiter(jobs) if isinstance(jobs, AsyncIterable) else None
     taking = asyncio.Lock()
-    finished: asyncio.Queue[BulkOutcome | BaseException | None] = asyncio.Queue()
+    finished: deque[BulkOutcome | BaseException | None] = deque()
+    wake: asyncio.Future[None] | None = None
     workers: set[asyncio.Task[None]] = set()
     waiting: set[asyncio.Task[None]] = set()
+
+    def put(item: BulkOutcome | BaseException | None) -> None:
+        finished.append(item)
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+
+    async def take(me: asyncio.Task[None]) -> BulkJob:
+        assert source is not None
+        waiting.add(me)
+        try:
+            async with taking:
+                if stop.stopped:
+                    return _END  # type: ignore[no-any-return]
+                try:
+                    return await anext(source)
+                except StopAsyncIteration:
+                    return _END  # type: ignore[no-any-return]
+        finally:
+            waiting.discard(me)
 
     async def work() -> None:
         me = asyncio.current_task()
         assert me is not None
         try:
             while not stop.stopped:
-                waiting.add(me)
-                try:
-                    async with taking:
-                        if stop.stopped:
-                            return
-                        try:
-                            job = await anext(source)
-                        except StopAsyncIteration:
-                            return
-                        index = tally.started
-                        tally.started += 1
-                finally:
-                    waiting.discard(me)
+                job = next(iterator, _END) if iterator is not None else await take(me)
+                if job is _END:
+                    return
+                index = tally.started
+                tally.started += 1
                 if not waiting and len(workers) < max_pending:
-                    start()
-                finished.put_nowait(await _run_job(index, job, prepare, pipeline, result, stop, journal))
+                    workers.add(loop.create_task(work()))
+                put(await _run_job(index, job, prepare, pipeline, result, stop, journal))
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # the job source or the journal failed: the run ends with it
-            finished.put_nowait(exc)
+            put(exc)
         finally:
-            finished.put_nowait(None)
+            put(None)
 
-    def start() -> None:
-        workers.add(asyncio.create_task(work()))
-
-    start()
+    workers.add(loop.create_task(work()))
     ended = 0
     try:
         while ended < len(workers):
-            item = await finished.get()
+            if not finished:
+                wake = loop.create_future()
+                await wake
+                continue
+            item = finished.popleft()
             if item is None:
                 ended += 1
             elif isinstance(item, BaseException):
@@ -273,10 +295,10 @@ async def stream_bulk(
             for worker in list(waiting):
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
-            while not finished.empty():
-                item = finished.get_nowait()
-                if item is not None and not isinstance(item, BaseException):
-                    tally.record(item, tally.started - tally.done - 1)
+        while finished:
+            item = finished.popleft()
+            if item is not None and not isinstance(item, BaseException):
+                tally.record(item, tally.started - tally.done - 1)
 
 
 async def _jobs_of(jobs: Iterable[BulkJob] | AsyncIterable[BulkJob]) -> AsyncIterator[BulkJob]:
