@@ -120,6 +120,22 @@ def _replayed(entry: JournalEntry, job: BulkJob, index: int) -> BulkOutcome:
     )
 
 
+def _settled(
+    delivered: tuple[Answer, int] | MMSError, to: str, result: ReadResult, job: BulkJob, index: int
+) -> BulkOutcome:
+    """The job's outcome from what :meth:`Pipeline.attempt` returned."""
+    if isinstance(delivered, MMSError):
+        return BulkOutcome(
+            to=to, status=_status_of(delivered), error=delivered, attempts=delivered.attempts,
+            job=job, index=index,
+        )
+    answer, attempts = delivered
+    return BulkOutcome(
+        to=to, status=OutcomeStatus.ACCEPTED, tracking_id=result(answer).tracking_id,
+        attempts=attempts, job=job, index=index,
+    )
+
+
 async def _run_job(
     index: int,
     job: BulkJob,
@@ -142,34 +158,33 @@ async def _run_job(
             job=job,
             index=index,
         )
+    to = request.recipients[0]
     if journal is None:
-        outcome = await _outcome(pipeline, request, result, stop=stop)
-    else:
-        to = request.recipients[0]
-        key = job.key or job_key(request.identity or request.body)
-        claims = journal.claims
-        while key in claims:
-            await claims[key].wait()
-        claims[key] = claim = asyncio.Event()
-        try:
-            entry = await journal.entry(key)
-            if entry is not None and not entry.resend:
-                if entry.state == SENDING:
-                    await journal.record(key, to, OutcomeStatus.UNKNOWN)
-                return _replayed(entry, job, index)
-            outcome = await _outcome(
-                pipeline, request, result, before_wire=partial(journal.sending, key, to), stop=stop
-            )
-            await journal.record(
-                key, to, outcome.status, tracking_id=outcome.tracking_id, error=outcome.error
-            )
-        finally:
-            del claims[key]
-            claim.set()
-    return BulkOutcome(
-        to=outcome.to, status=outcome.status, tracking_id=outcome.tracking_id,
-        error=outcome.error, attempts=outcome.attempts, job=job, index=index,
-    )
+        return _settled(await pipeline.attempt(request, stop=stop), to, result, job, index)
+    key = job.key or job_key(request.identity or request.body)
+    claims = journal.claims
+    while key in claims:
+        await claims[key].wait()
+    claims[key] = claim = asyncio.Event()
+    try:
+        entry = await journal.entry(key)
+        if entry is not None and not entry.resend:
+            if entry.state == SENDING:
+                await journal.record(key, to, OutcomeStatus.UNKNOWN)
+            return _replayed(entry, job, index)
+        outcome = _settled(
+            await pipeline.attempt(
+                request, before_wire=partial(journal.sending, key, to), stop=stop
+            ),
+            to, result, job, index,
+        )
+        await journal.record(
+            key, to, outcome.status, tracking_id=outcome.tracking_id, error=outcome.error
+        )
+    finally:
+        del claims[key]
+        claim.set()
+    return outcome
 
 
 class _Tally:
