@@ -160,7 +160,11 @@ async def _run_job(
         )
     to = request.recipients[0]
     if journal is None:
-        return _settled(await pipeline.attempt(request, stop=stop), to, result, job, index)
+        try:
+            delivered: tuple[Answer, int] | MMSError = await pipeline.deliver(request, stop=stop)
+        except MMSError as error:  # with no hook, what attempt() does, one coroutine less
+            delivered = error
+        return _settled(delivered, to, result, job, index)
     key = job.key or job_key(request.identity or request.body)
     claims = journal.claims
     while key in claims:
