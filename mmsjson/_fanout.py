@@ -235,15 +235,18 @@ async def stream_bulk(
 
     Up to ``max_pending`` worker coroutines each take the next job when they are free, so jobs
     are read lazily and a job costs no task of its own (a task, its context and its callbacks
-    per job were most of what set the garbage collector off in long runs). A plain iterable is
-    read with ``next`` (it cannot be interrupted, so workers need no lock); an async one under a
-    lock. If the run is left, cancelled or fails, workers waiting for a job or a start are
-    stopped, those on the wire finish, and their outcomes are recorded but not yielded.
+    per job were most of what set the garbage collector off in long runs). The pool grows only
+    into in-flight slots that are free (and when a request gives its slot up to wait for a
+    retry): a worker beyond them would wait for a slot, a future and a wake-up per job, and
+    send nothing sooner. A plain iterable is read with ``next`` (it cannot be interrupted, so
+    workers need no lock); an async one under a lock. If the run is left, cancelled or fails,
+    workers waiting for a job or a start are stopped, those on the wire finish, and their
+    outcomes are recorded but not yielded.
     """
     if max_pending < 1:
         raise ValueError("max_pending must be at least 1")
     tally = _Tally(progress)
-    stop = StopToken()
+    stop = StopToken(backing_off=lambda: grow(0))
     loop = asyncio.get_running_loop()
     iterator = None if isinstance(jobs, AsyncIterable) else iter(jobs)
     source = aiter(jobs) if isinstance(jobs, AsyncIterable) else None
@@ -252,6 +255,7 @@ async def stream_bulk(
     wake: asyncio.Future[None] | None = None
     workers: set[asyncio.Task[None]] = set()
     waiting: set[asyncio.Task[None]] = set()
+    unstarted = 0  # workers created that have not run yet (each will want a slot)
 
     def put(item: BulkOutcome | BaseException | None) -> None:
         finished.append(item)
@@ -273,6 +277,8 @@ async def stream_bulk(
             waiting.discard(me)
 
     async def work() -> None:
+        nonlocal unstarted
+        unstarted -= 1
         me = asyncio.current_task()
         assert me is not None
         try:
@@ -282,8 +288,7 @@ async def stream_bulk(
                     return
                 index = tally.started
                 tally.started += 1
-                if not waiting and len(workers) < max_pending:
-                    workers.add(loop.create_task(work()))
+                grow(1)
                 put(await _run_job(index, job, prepare, pipeline, result, stop, journal))
         except asyncio.CancelledError:
             raise
@@ -292,7 +297,21 @@ async def stream_bulk(
         finally:
             put(None)
 
-    workers.add(loop.create_task(work()))
+    def start() -> None:
+        nonlocal unstarted
+        unstarted += 1
+        workers.add(loop.create_task(work()))
+
+    def grow(mine: int) -> None:
+        """Start a worker if the pipeline has a slot free for it (besides ``mine``, the caller's
+        next request) and none is idle: one more would only wait for a slot, a wake-up per job."""
+        if (
+            not waiting and len(workers) < max_pending and not stop.stopped
+            and pipeline.free_slots > mine + unstarted
+        ):
+            start()
+
+    start()
     ended = 0
     try:
         while ended < len(workers):

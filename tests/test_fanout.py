@@ -329,3 +329,53 @@ async def test_two_runs_sharing_one_journal_object_send_each_person_once(mms: MM
     journal.close()
     assert sorted(arrived) == sorted(set(arrived)) and len(arrived) == 4
     assert all(o.status == "accepted" for o in outcomes)
+
+
+async def test_a_bulk_run_starts_no_more_jobs_than_can_be_on_the_wire(mms: MMS) -> None:
+    read = sent = 0
+    on_the_wire, gate = asyncio.Event(), asyncio.Event()
+
+    def counted() -> Iterator[BulkJob]:
+        nonlocal read
+        for job in jobs(mms, 20):
+            read += 1
+            yield job
+
+    async def held(request: PreparedRequest) -> RawResponse:
+        nonlocal sent
+        sent += 1
+        if sent == 4:
+            on_the_wire.set()
+        await gate.wait()
+        return accept(request)
+
+    async with mocked(held, max_in_flight=4) as client:
+        run = asyncio.create_task(_collect(client.send_bulk(counted(), max_pending=8)))
+        await on_the_wire.wait()
+        for _ in range(20):  # every worker that could start gets its turn
+            await asyncio.sleep(0)
+        assert read == 4
+        gate.set()
+        assert sorted(o.index for o in await run) == list(range(20))
+
+
+async def test_a_bulk_run_starts_while_other_requests_hold_every_in_flight_slot(mms: MMS) -> None:
+    gate = asyncio.Event()
+
+    async def held(request: PreparedRequest) -> RawResponse:
+        if request.json()["to"] == "17745559999":
+            await gate.wait()
+        return accept(request)
+
+    async with mocked(held, max_in_flight=1) as client:
+        busy = asyncio.create_task(client.send(mms, "17745559999"))
+        await asyncio.sleep(0)
+        run = asyncio.create_task(_collect(client.send_bulk(jobs(mms, 3))))
+        await asyncio.sleep(0)
+        gate.set()
+        await busy
+        assert sorted(o.status for o in await run) == ["accepted"] * 3
+
+
+async def _collect(outcomes: AsyncIterator[BulkOutcome]) -> list[BulkOutcome]:
+    return [o async for o in outcomes]
