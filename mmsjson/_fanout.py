@@ -136,35 +136,32 @@ def _settled(
     )
 
 
-async def _run_job(
+def _unprepared(exc: Exception, job: BulkJob, index: int) -> BulkOutcome:
+    """The rejected outcome of a job that could not be prepared, whatever it held."""
+    error = exc if isinstance(exc, MMSError) else MMSError(
+        f"the job could not be prepared: {type(exc).__name__}: {exc}"
+    )
+    return BulkOutcome(
+        to=str(job.to) if isinstance(job, BulkJob) else "?",
+        status=OutcomeStatus.REJECTED,
+        error=error,
+        job=job,
+        index=index,
+    )
+
+
+async def _journaled(
     index: int,
     job: BulkJob,
-    prepare: Prepare,
+    request: PreparedRequest,
     pipeline: Pipeline,
     result: ReadResult,
     stop: StopToken,
-    journal: BulkJournal | None,
+    journal: BulkJournal,
 ) -> BulkOutcome:
-    try:
-        request = prepare(job)
-    except Exception as exc:  # one bad job, whatever it holds, must not end the run
-        error = exc if isinstance(exc, MMSError) else MMSError(
-            f"the job could not be prepared: {type(exc).__name__}: {exc}"
-        )
-        return BulkOutcome(
-            to=str(job.to) if isinstance(job, BulkJob) else "?",
-            status=OutcomeStatus.REJECTED,
-            error=error,
-            job=job,
-            index=index,
-        )
+    """Send a job at most once across runs: replay its journaled outcome, or record it around
+    the send; one job per key at a time, also across runs sharing the journal."""
     to = request.recipients[0]
-    if journal is None:
-        try:
-            delivered: tuple[Answer, int] | MMSError = await pipeline.deliver(request, stop=stop)
-        except MMSError as error:  # with no hook, what attempt() does, one coroutine less
-            delivered = error
-        return _settled(delivered, to, result, job, index)
     key = job.key or job_key(request.identity or request.body)
     claims = journal.claims
     while key in claims:
@@ -289,7 +286,30 @@ async def stream_bulk(
                 index = tally.started
                 tally.started += 1
                 grow(1)
-                put(await _run_job(index, job, prepare, pipeline, result, stop, journal))
+                try:
+                    request = prepare(job)
+                except Exception as exc:  # one bad job, whatever it holds, must not end the run
+                    outcome = _unprepared(exc, job, index)
+                else:
+                    if journal is not None:
+                        outcome = await _journaled(
+                            index, job, request, pipeline, result, stop, journal
+                        )
+                    else:  # what Pipeline.attempt does with no hook, a coroutine less per job
+                        try:
+                            answer, attempts = await pipeline.deliver(request, stop=stop)
+                        except MMSError as error:
+                            outcome = BulkOutcome(
+                                to=request.recipients[0], status=_status_of(error), error=error,
+                                attempts=error.attempts, job=job, index=index,
+                            )
+                        else:
+                            outcome = BulkOutcome(
+                                to=request.recipients[0], status=OutcomeStatus.ACCEPTED,
+                                tracking_id=result(answer).tracking_id, attempts=attempts,
+                                job=job, index=index,
+                            )
+                put(outcome)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # the job source or the journal failed: the run ends with it
