@@ -253,6 +253,7 @@ async def stream_bulk(
     workers: set[asyncio.Task[None]] = set()
     waiting: set[asyncio.Task[None]] = set()
     unstarted = 0  # workers created that have not run yet (each will want a slot)
+    room: asyncio.Future[None] | None = None  # workers wait here while the caller lags behind
 
     def put(item: BulkOutcome | BaseException | None) -> None:
         finished.append(item)
@@ -273,6 +274,19 @@ async def stream_bulk(
         finally:
             waiting.discard(me)
 
+    async def wait_for_room(me: asyncio.Task[None]) -> None:
+        """Wait while ``max_pending`` jobs are taken and not yet yielded: a caller slower than the
+        wire holds the run there, instead of outcomes piling up."""
+        nonlocal room
+        waiting.add(me)
+        try:
+            while tally.started - tally.done >= max_pending and not stop.stopped:
+                if room is None or room.done():
+                    room = loop.create_future()
+                await room
+        finally:
+            waiting.discard(me)
+
     async def work() -> None:
         nonlocal unstarted
         unstarted -= 1
@@ -280,6 +294,9 @@ async def stream_bulk(
         assert me is not None
         try:
             while not stop.stopped:
+                if tally.started - tally.done >= max_pending:
+                    await wait_for_room(me)
+                    continue
                 job = next(iterator, _END) if iterator is not None else await take(me)
                 if job is _END:
                     return
@@ -346,6 +363,8 @@ async def stream_bulk(
                 raise item
             else:
                 tally.record(item, tally.started - tally.done - 1)
+                if room is not None and not room.done():
+                    room.set_result(None)
                 yield item
     finally:
         if not all(worker.done() for worker in workers):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -379,3 +380,23 @@ async def test_a_bulk_run_starts_while_other_requests_hold_every_in_flight_slot(
 
 async def _collect(outcomes: AsyncIterator[BulkOutcome]) -> list[BulkOutcome]:
     return [o async for o in outcomes]
+
+
+async def test_a_caller_slower_than_the_wire_holds_the_run_at_max_pending_jobs(mms: MMS) -> None:
+    sent = 0
+
+    def counted(request: PreparedRequest) -> RawResponse:
+        nonlocal sent
+        sent += 1
+        return accept(request)
+
+    async with mocked(counted) as client, contextlib.aclosing(
+        client.send_bulk(jobs(mms, 100), max_pending=4)
+    ) as run:
+        first = await anext(run)
+        for _ in range(50):  # the workers get every chance to run ahead
+            await asyncio.sleep(0)
+        assert sent <= 5
+        rest = [o async for o in run]
+    assert sorted(o.index for o in [first, *rest]) == list(range(100))
+    assert sent == 100
