@@ -400,3 +400,31 @@ async def test_a_caller_slower_than_the_wire_holds_the_run_at_max_pending_jobs(m
         rest = [o async for o in run]
     assert sorted(o.index for o in [first, *rest]) == list(range(100))
     assert sent == 100
+
+
+@pytest.mark.parametrize("kind", ["plain", "async"])
+async def test_a_job_source_failing_midway_ends_the_run_with_its_error_after_what_it_gave(
+    mms: MMS, kind: str
+) -> None:
+    def plain() -> Iterator[BulkJob]:
+        yield from jobs(mms, 3)
+        raise OSError("the CSV file went away")
+
+    async def asynchronous() -> AsyncIterator[BulkJob]:
+        for job in plain():
+            yield job
+
+    sent: list[str] = []
+
+    def record(request: PreparedRequest) -> RawResponse:
+        sent.append(request.json()["to"])
+        return accept(request)
+
+    reported: list[BulkOutcome] = []
+    source = plain() if kind == "plain" else asynchronous()
+    async with mocked(record) as client:
+        run = client.send_bulk(source, progress=lambda p: reported.append(p.last))
+        with pytest.raises(OSError, match="went away"):
+            await _collect(run)
+    assert sorted(sent) == ["17745550000", "17745550001", "17745550002"]
+    assert sorted(o.to for o in reported) == sorted(sent)
