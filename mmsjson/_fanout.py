@@ -302,7 +302,8 @@ async def stream_bulk(
                     return
                 index = tally.started
                 tally.started += 1
-                grow(1)
+                if pipeline.free_slots > 1 + unstarted:
+                    grow(1)
                 try:
                     request = prepare(job)
                 except Exception as exc:  # one bad job, whatever it holds, must not end the run
