@@ -235,8 +235,10 @@ async def stream_bulk(
     per job were most of what set the garbage collector off in long runs). The pool grows only
     into in-flight slots that are free (and when a request gives its slot up to wait for a
     retry): a worker beyond them would wait for a slot, a future and a wake-up per job, and
-    send nothing sooner. A plain iterable is read with ``next`` (it cannot be interrupted, so
-    workers need no lock); an async one under a lock. If the run is left, cancelled or fails,
+    send nothing sooner. A job is under way from when it is taken until its outcome is yielded,
+    so a caller slower than the wire holds the run rather than letting outcomes pile up. A plain
+    iterable is read with ``next`` (it cannot be interrupted, so workers need no lock); an async
+    one under a lock. If the run is left, cancelled or fails,
     workers waiting for a job or a start are stopped, those on the wire finish, and their
     outcomes are recorded but not yielded.
     """
