@@ -8,6 +8,7 @@ rules. Every recipient gets an outcome; one recipient's failure never stops the 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
@@ -119,70 +120,88 @@ def _replayed(entry: JournalEntry, job: BulkJob, index: int) -> BulkOutcome:
     )
 
 
-async def _run_job(
-    index: int,
-    job: BulkJob,
-    prepare: Prepare,
-    pipeline: Pipeline,
-    result: ReadResult,
-    stop: StopToken,
-    journal: BulkJournal | None,
+def _settled(
+    delivered: tuple[Answer, int] | MMSError, to: str, result: ReadResult, job: BulkJob, index: int
 ) -> BulkOutcome:
-    try:
-        request = prepare(job)
-    except Exception as exc:  # one bad job, whatever it holds, must not end the run
-        error = exc if isinstance(exc, MMSError) else MMSError(
-            f"the job could not be prepared: {type(exc).__name__}: {exc}"
-        )
+    """The job's outcome from what :meth:`Pipeline.attempt` returned."""
+    if isinstance(delivered, MMSError):
         return BulkOutcome(
-            to=str(job.to) if isinstance(job, BulkJob) else "?",
-            status=OutcomeStatus.REJECTED,
-            error=error,
-            job=job,
-            index=index,
+            to=to, status=_status_of(delivered), error=delivered, attempts=delivered.attempts,
+            job=job, index=index,
         )
-    if journal is None:
-        outcome = await _outcome(pipeline, request, result, stop=stop)
-    else:
-        to = request.recipients[0]
-        key = job.key or job_key(request.identity or request.body)
-        claims = journal.claims
-        while key in claims:
-            await claims[key].wait()
-        claims[key] = claim = asyncio.Event()
-        try:
-            entry = await journal.entry(key)
-            if entry is not None and not entry.resend:
-                if entry.state == SENDING:
-                    await journal.record(key, to, OutcomeStatus.UNKNOWN)
-                return _replayed(entry, job, index)
-            outcome = await _outcome(
-                pipeline, request, result, before_wire=partial(journal.sending, key, to), stop=stop
-            )
-            await journal.record(
-                key, to, outcome.status, tracking_id=outcome.tracking_id, error=outcome.error
-            )
-        finally:
-            del claims[key]
-            claim.set()
+    answer, attempts = delivered
     return BulkOutcome(
-        to=outcome.to, status=outcome.status, tracking_id=outcome.tracking_id,
-        error=outcome.error, attempts=outcome.attempts, job=job, index=index,
+        to=to, status=OutcomeStatus.ACCEPTED, tracking_id=result(answer).tracking_id,
+        attempts=attempts, job=job, index=index,
     )
 
 
+def _unprepared(exc: Exception, job: BulkJob, index: int) -> BulkOutcome:
+    """The rejected outcome of a job that could not be prepared, whatever it held."""
+    error = exc if isinstance(exc, MMSError) else MMSError(
+        f"the job could not be prepared: {type(exc).__name__}: {exc}"
+    )
+    return BulkOutcome(
+        to=str(job.to) if isinstance(job, BulkJob) else "?",
+        status=OutcomeStatus.REJECTED,
+        error=error,
+        job=job,
+        index=index,
+    )
+
+
+async def _journaled(
+    index: int,
+    job: BulkJob,
+    request: PreparedRequest,
+    pipeline: Pipeline,
+    result: ReadResult,
+    stop: StopToken,
+    journal: BulkJournal,
+) -> BulkOutcome:
+    """Send a job at most once across runs: replay its journaled outcome, or record it around
+    the send; one job per key at a time, also across runs sharing the journal."""
+    to = request.recipients[0]
+    key = job.key or job_key(request.identity or request.body)
+    claims = journal.claims
+    while key in claims:
+        await claims[key].wait()
+    claims[key] = claim = asyncio.Event()
+    try:
+        entry = await journal.entry(key)
+        if entry is not None and not entry.resend:
+            if entry.state == SENDING:
+                await journal.record(key, to, OutcomeStatus.UNKNOWN)
+            return _replayed(entry, job, index)
+        outcome = _settled(
+            await pipeline.attempt(
+                request, before_wire=partial(journal.sending, key, to), stop=stop
+            ),
+            to, result, job, index,
+        )
+        await journal.record(
+            key, to, outcome.status, tracking_id=outcome.tracking_id, error=outcome.error
+        )
+    finally:
+        del claims[key]
+        claim.set()
+    return outcome
+
+
 class _Tally:
+    """Counts of a bulk run, reported to ``progress`` after every outcome."""
+
+    __slots__ = ("counts", "done", "progress", "started")
+
     def __init__(self, progress: Callable[[BulkProgress], object] | None) -> None:
         self.progress = progress
         self.started = 0
+        self.done = 0
         self.counts = dict.fromkeys(OutcomeStatus, 0)
-
-    @property
-    def done(self) -> int:
-        return sum(self.counts.values())
 
     def record(self, outcome: BulkOutcome, in_flight: int) -> None:
         self.counts[outcome.status] += 1
+        self.done += 1
         if self.progress is not None:
             self.progress(
                 BulkProgress(
@@ -194,6 +213,9 @@ class _Tally:
                     last=outcome,
                 )
             )
+
+
+_END: Any = object()
 
 
 async def stream_bulk(
@@ -210,62 +232,142 @@ async def stream_bulk(
 
     Up to ``max_pending`` worker coroutines each take the next job when they are free, so jobs
     are read lazily and a job costs no task of its own (a task, its context and its callbacks
-    per job were most of what set the garbage collector off in long runs). If the run is left,
-    cancelled or fails, workers waiting for a job or a start are stopped, those on the wire
-    finish, and their outcomes are recorded but not yielded.
+    per job were most of what set the garbage collector off in long runs). The pool grows only
+    into in-flight slots that are free (and when a request gives its slot up to wait for a
+    retry): a worker beyond them would wait for a slot, a future and a wake-up per job, and
+    send nothing sooner. A job is under way from when it is taken until its outcome is yielded,
+    so a caller slower than the wire holds the run rather than letting outcomes pile up. A plain
+    iterable is read with ``next`` (it cannot be interrupted, so workers need no lock); an async
+    one under a lock. If the run is left, cancelled or fails,
+    workers waiting for a job or a start are stopped, those on the wire finish, and their
+    outcomes are recorded but not yielded.
     """
     if max_pending < 1:
         raise ValueError("max_pending must be at least 1")
     tally = _Tally(progress)
-    stop = StopToken()
-    source = _jobs_of(jobs)
+    stop = StopToken(backing_off=lambda: grow(0))
+    loop = asyncio.get_running_loop()
+    iterator = None if isinstance(jobs, AsyncIterable) else iter(jobs)
+    source = aiter(jobs) if isinstance(jobs, AsyncIterable) else None
     taking = asyncio.Lock()
-    finished: asyncio.Queue[BulkOutcome | BaseException | None] = asyncio.Queue()
+    finished: deque[BulkOutcome | BaseException | None] = deque()
+    wake: asyncio.Future[None] | None = None
     workers: set[asyncio.Task[None]] = set()
     waiting: set[asyncio.Task[None]] = set()
+    unstarted = 0  # workers created that have not run yet (each will want a slot)
+    room: asyncio.Future[None] | None = None  # workers wait here while the caller lags behind
+
+    def put(item: BulkOutcome | BaseException | None) -> None:
+        finished.append(item)
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+
+    async def take(me: asyncio.Task[None]) -> BulkJob:
+        assert source is not None
+        waiting.add(me)
+        try:
+            async with taking:
+                if stop.stopped:
+                    return _END  # type: ignore[no-any-return]
+                try:
+                    return await anext(source)
+                except StopAsyncIteration:
+                    return _END  # type: ignore[no-any-return]
+        finally:
+            waiting.discard(me)
+
+    async def wait_for_room(me: asyncio.Task[None]) -> None:
+        """Wait while ``max_pending`` jobs are taken and not yet yielded: a caller slower than the
+        wire holds the run there, instead of outcomes piling up."""
+        nonlocal room
+        waiting.add(me)
+        try:
+            while tally.started - tally.done >= max_pending and not stop.stopped:
+                if room is None or room.done():
+                    room = loop.create_future()
+                await room
+        finally:
+            waiting.discard(me)
 
     async def work() -> None:
+        nonlocal unstarted
+        unstarted -= 1
         me = asyncio.current_task()
         assert me is not None
         try:
             while not stop.stopped:
-                waiting.add(me)
+                if tally.started - tally.done >= max_pending:
+                    await wait_for_room(me)
+                    continue
+                job = next(iterator, _END) if iterator is not None else await take(me)
+                if job is _END:
+                    return
+                index = tally.started
+                tally.started += 1
+                if pipeline.free_slots > 1 + unstarted:
+                    grow(1)
                 try:
-                    async with taking:
-                        if stop.stopped:
-                            return
+                    request = prepare(job)
+                except Exception as exc:  # one bad job, whatever it holds, must not end the run
+                    outcome = _unprepared(exc, job, index)
+                else:
+                    if journal is not None:
+                        outcome = await _journaled(
+                            index, job, request, pipeline, result, stop, journal
+                        )
+                    else:  # what Pipeline.attempt does with no hook, a coroutine less per job
                         try:
-                            job = await anext(source)
-                        except StopAsyncIteration:
-                            return
-                        index = tally.started
-                        tally.started += 1
-                finally:
-                    waiting.discard(me)
-                if not waiting and len(workers) < max_pending:
-                    start()
-                finished.put_nowait(await _run_job(index, job, prepare, pipeline, result, stop, journal))
+                            answer, attempts = await pipeline.deliver(request, stop=stop)
+                        except MMSError as error:
+                            outcome = BulkOutcome(
+                                to=request.recipients[0], status=_status_of(error), error=error,
+                                attempts=error.attempts, job=job, index=index,
+                            )
+                        else:
+                            outcome = BulkOutcome(
+                                to=request.recipients[0], status=OutcomeStatus.ACCEPTED,
+                                tracking_id=result(answer).tracking_id, attempts=attempts,
+                                job=job, index=index,
+                            )
+                put(outcome)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # the job source or the journal failed: the run ends with it
-            finished.put_nowait(exc)
+            put(exc)
         finally:
-            finished.put_nowait(None)
+            put(None)
 
     def start() -> None:
-        workers.add(asyncio.create_task(work()))
+        nonlocal unstarted
+        unstarted += 1
+        workers.add(loop.create_task(work()))
+
+    def grow(mine: int) -> None:
+        """Start a worker if the pipeline has a slot free for it (besides ``mine``, the caller's
+        next request) and none is idle: one more would only wait for a slot, a wake-up per job."""
+        if (
+            not waiting and len(workers) < max_pending and not stop.stopped
+            and pipeline.free_slots > mine + unstarted
+        ):
+            start()
 
     start()
     ended = 0
     try:
         while ended < len(workers):
-            item = await finished.get()
+            if not finished:
+                wake = loop.create_future()
+                await wake
+                continue
+            item = finished.popleft()
             if item is None:
                 ended += 1
             elif isinstance(item, BaseException):
                 raise item
             else:
                 tally.record(item, tally.started - tally.done - 1)
+                if room is not None and not room.done():
+                    room.set_result(None)
                 yield item
     finally:
         if not all(worker.done() for worker in workers):
@@ -273,10 +375,10 @@ async def stream_bulk(
             for worker in list(waiting):
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
-            while not finished.empty():
-                item = finished.get_nowait()
-                if item is not None and not isinstance(item, BaseException):
-                    tally.record(item, tally.started - tally.done - 1)
+        while finished:
+            item = finished.popleft()
+            if item is not None and not isinstance(item, BaseException):
+                tally.record(item, tally.started - tally.done - 1)
 
 
 async def _jobs_of(jobs: Iterable[BulkJob] | AsyncIterable[BulkJob]) -> AsyncIterator[BulkJob]:

@@ -48,12 +48,16 @@ class StopToken:
     back-off, and makes later ones stop before they start. A request whose ``before_wire`` hook ran
     is never cancelled by it: on the wire it finishes, and waiting to be retried it ends with the
     error of its last try, so its outcome is always learned and recorded.
+
+    ``backing_off`` is called when a request of the run gives its in-flight slot up to wait for a
+    retry (a bulk run then lets another job have the slot).
     """
 
-    __slots__ = ("_waiting", "stopped")
+    __slots__ = ("_waiting", "backing_off", "stopped")
 
-    def __init__(self) -> None:
+    def __init__(self, backing_off: Callable[[], object] | None = None) -> None:
         self.stopped = False
+        self.backing_off = backing_off
         self._waiting: set[asyncio.Task[Any]] = set()
 
     def stop(self) -> None:
@@ -102,6 +106,11 @@ class Pipeline:
         self.stats = stats
         self._read = read
         self._slots = asyncio.Semaphore(max_in_flight)
+
+    @property
+    def free_slots(self) -> int:
+        """In-flight slots no request holds or has been handed: what a bulk run may grow into."""
+        return self._slots._value
 
     async def _wait_for_start(self, cost: int) -> list[Any]:
         await self._slots.acquire()
@@ -250,6 +259,8 @@ class Pipeline:
         if stop is not None and task is not None:
             if stop.stopped:
                 raise error
+            if stop.backing_off is not None:
+                stop.backing_off()
             stop._waiting.add(task)
             try:
                 await asyncio.sleep(wait)

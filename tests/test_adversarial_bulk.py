@@ -104,6 +104,27 @@ async def test_a_run_stopped_while_a_throttled_job_waits_to_retry_resends_it_on_
     assert [r.json()["to"] for r in second.requests] == ["15551230002"]
 
 
+async def test_a_job_waiting_to_be_retried_lets_the_next_job_have_its_slot() -> None:
+    backoff = _Backoff()
+    second_sent = asyncio.Event()
+
+    def answer(request: PreparedRequest) -> RawResponse:
+        if request.json()["to"] == "15551230001":
+            return RawResponse(429, b"slow down")
+        second_sent.set()
+        return RawResponse.from_json(ACCEPTED_JSON)
+
+    jobs = [BulkJob(to=f"1555123000{n}", mms=picture_mms()) for n in (1, 2)]
+    async with MMSClient(
+        SECRET, service_id="123", sender="12345", throughput=None, max_in_flight=1,
+        transport=MockTransport(answer), retry=backoff.policy(),
+    ) as client, contextlib.aclosing(client.send_bulk(jobs)) as run:
+        async with asyncio.timeout(10):  # a guard against a hang, not a timing check
+            outcome = await anext(run)
+        assert (outcome.to, outcome.status) == ("15551230002", OutcomeStatus.ACCEPTED)
+        assert second_sent.is_set()
+
+
 async def test_a_throttled_batch_stopped_in_its_back_off_is_resent_on_resume(tmp_path: Path) -> None:
     backoff = _Backoff()
     journal = tmp_path / "run.db"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -329,3 +330,101 @@ async def test_two_runs_sharing_one_journal_object_send_each_person_once(mms: MM
     journal.close()
     assert sorted(arrived) == sorted(set(arrived)) and len(arrived) == 4
     assert all(o.status == "accepted" for o in outcomes)
+
+
+async def test_a_bulk_run_starts_no_more_jobs_than_can_be_on_the_wire(mms: MMS) -> None:
+    read = sent = 0
+    on_the_wire, gate = asyncio.Event(), asyncio.Event()
+
+    def counted() -> Iterator[BulkJob]:
+        nonlocal read
+        for job in jobs(mms, 20):
+            read += 1
+            yield job
+
+    async def held(request: PreparedRequest) -> RawResponse:
+        nonlocal sent
+        sent += 1
+        if sent == 4:
+            on_the_wire.set()
+        await gate.wait()
+        return accept(request)
+
+    async with mocked(held, max_in_flight=4) as client:
+        run = asyncio.create_task(_collect(client.send_bulk(counted(), max_pending=8)))
+        await on_the_wire.wait()
+        for _ in range(20):  # every worker that could start gets its turn
+            await asyncio.sleep(0)
+        assert read == 4
+        gate.set()
+        assert sorted(o.index for o in await run) == list(range(20))
+
+
+async def test_a_bulk_run_starts_while_other_requests_hold_every_in_flight_slot(mms: MMS) -> None:
+    gate = asyncio.Event()
+
+    async def held(request: PreparedRequest) -> RawResponse:
+        if request.json()["to"] == "17745559999":
+            await gate.wait()
+        return accept(request)
+
+    async with mocked(held, max_in_flight=1) as client:
+        busy = asyncio.create_task(client.send(mms, "17745559999"))
+        await asyncio.sleep(0)
+        run = asyncio.create_task(_collect(client.send_bulk(jobs(mms, 3))))
+        await asyncio.sleep(0)
+        gate.set()
+        await busy
+        assert sorted(o.status for o in await run) == ["accepted"] * 3
+
+
+async def _collect(outcomes: AsyncIterator[BulkOutcome]) -> list[BulkOutcome]:
+    return [o async for o in outcomes]
+
+
+async def test_a_caller_slower_than_the_wire_holds_the_run_at_max_pending_jobs(mms: MMS) -> None:
+    sent = 0
+
+    def counted(request: PreparedRequest) -> RawResponse:
+        nonlocal sent
+        sent += 1
+        return accept(request)
+
+    async with mocked(counted) as client, contextlib.aclosing(
+        client.send_bulk(jobs(mms, 100), max_pending=4)
+    ) as run:
+        first = await anext(run)
+        for _ in range(50):  # the workers get every chance to run ahead
+            await asyncio.sleep(0)
+        assert sent <= 5
+        rest = [o async for o in run]
+    assert sorted(o.index for o in [first, *rest]) == list(range(100))
+    assert sent == 100
+
+
+@pytest.mark.parametrize("kind", ["plain", "async"])
+async def test_a_job_source_failing_midway_ends_the_run_with_its_error_after_what_it_gave(
+    mms: MMS, kind: str
+) -> None:
+    def plain() -> Iterator[BulkJob]:
+        yield from jobs(mms, 3)
+        raise OSError("the CSV file went away")
+
+    async def asynchronous() -> AsyncIterator[BulkJob]:
+        for job in plain():
+            yield job
+
+    sent: list[str] = []
+
+    def record(request: PreparedRequest) -> RawResponse:
+        sent.append(request.json()["to"])
+        return accept(request)
+
+    reported: list[BulkOutcome] = []
+    source = plain() if kind == "plain" else asynchronous()
+    async with mocked(record) as client:
+        run = client.send_bulk(source, progress=lambda p: reported.append(p.last))
+        with pytest.raises(OSError, match="went away"):
+            await _collect(run)
+    assert sorted(sent) == ["17745550000", "17745550001", "17745550002"]
+    assert sorted(o.to for o in reported) == sorted(sent)
