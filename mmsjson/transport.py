@@ -158,51 +158,74 @@ def _tls_reason(exc: BaseException, https: bool) -> str | None:
 
 
 class _Deadlines:
-    """One timer for every answer in flight: a sweep each quarter deadline cancels the late ones.
+    """One timer for every answer in flight: a sweep every quarter of the shorter bound cancels
+    the late ones.
 
-    A per-request ``asyncio.timeout`` costs a timer handle per request (about 3.5 µs); this costs a
-    dict entry. A request expires between one and one and a quarter deadlines after it started.
+    A request's answer must start (status line and headers) within ``first`` seconds of the post
+    and be whole within ``whole`` seconds. A per-request ``asyncio.timeout``, or aiohttp's
+    per-read timer, costs timer handles per request; this costs two dict entries. A request
+    expires between one bound and that bound plus a quarter of the shorter one.
     """
 
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self._due: dict[asyncio.Task[Any], float] = {}
-        self._expired: set[asyncio.Task[Any]] = set()
+    def __init__(self, first: float, whole: float) -> None:
+        self.first = first
+        self.whole = whole
+        self._tick = min(first, whole) / 4
+        self._head_bound = min(first, whole)
+        self._head_miss = "first" if first < whole else "whole"
+        self._heads: dict[asyncio.Task[Any], float] = {}
+        self._bodies: dict[asyncio.Task[Any], float] = {}
+        self._expired: dict[asyncio.Task[Any], str] = {}
         self._sweeping: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def start(self, task: asyncio.Task[Any]) -> None:
-        loop = task.get_loop()
-        self._due[task] = loop.time() + self.seconds
+    def start(self, task: asyncio.Task[Any], loop: asyncio.AbstractEventLoop) -> float:
+        """Watch ``task`` from now; the time it started, for :meth:`headers`."""
+        now = loop.time()
+        self._heads[task] = now + self._head_bound
         if self._sweeping is None or self._loop is not loop:
             self._loop = loop
-            self._sweeping = loop.call_later(self.seconds / 4, self._sweep, loop)
+            self._sweeping = loop.call_at(now + self._tick, self._sweep, loop)
+        return now
+
+    def headers(self, task: asyncio.Task[Any], started: float) -> None:
+        """The answer of ``task`` has begun; from now only the whole-answer bound applies."""
+        if self._heads.pop(task, None) is not None:
+            self._bodies[task] = started + self.whole
 
     def stop(self) -> None:
         if self._sweeping is not None:
             self._sweeping.cancel()
             self._sweeping = None
 
-    def finish(self, task: asyncio.Task[Any]) -> bool:
+    def finish(self, task: asyncio.Task[Any]) -> str | None:
         """Forget ``task`` (every post ends with this, however it ends, or the task would be
-        cancelled later for a deadline of an answer long received); true if its deadline passed
-        and it was cancelled for that."""
-        self._due.pop(task, None)
-        if task in self._expired:
-            self._expired.discard(task)
-            return True
-        return False
+        cancelled later for a deadline of an answer long received); which bound it missed, if
+        it was cancelled for one: ``"first"`` or ``"whole"``."""
+        self._heads.pop(task, None)
+        self._bodies.pop(task, None)
+        return self._expired.pop(task, None) if self._expired else None
 
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
         if loop is not self._loop:
             return
         now = loop.time()
-        late = [task for task, due in self._due.items() if due <= now]
-        for task in late:
-            del self._due[task]
-            self._expired.add(task)
-            task.cancel()
-        self._sweeping = loop.call_later(self.seconds / 4, self._sweep, loop) if self._due else None
+        for table, bound in ((self._heads, self._head_miss), (self._bodies, "whole")):
+            late = [task for task, due in table.items() if due <= now]
+            for task in late:
+                del table[task]
+                self._expired[task] = bound
+                task.cancel()
+        self._sweeping = (
+            loop.call_at(now + self._tick, self._sweep, loop)
+            if self._heads or self._bodies else None
+        )
+
+
+#: How much one read of a plain-TCP connection asks the socket for. asyncio asks for 256 KiB,
+#: and a buffer that size is allocated per read and shrunk to the few hundred bytes read: with
+#: glibc in its default state that is an mmap, an mremap and a munmap per answer.
+_READ_SIZE = 16 * 1024
 
 
 async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> tuple[bytes, bool]:
@@ -239,11 +262,13 @@ class AiohttpTransport:
         max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=connect_timeout, sock_read=read_timeout
+            total=None, connect=None, sock_connect=connect_timeout, sock_read=None
         )
+        self.read_timeout = read_timeout
         self.answer_timeout = answer_timeout if answer_timeout is not None else 3 * read_timeout
-        self._deadlines = _Deadlines(self.answer_timeout)
+        self._deadlines = _Deadlines(read_timeout, self.answer_timeout)
         self._session = session
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._owns_session = session is None
         self._ssl: _ssl.SSLContext | bool = ssl if ssl is not None else (
             True if session is not None else tls_context()
@@ -258,6 +283,9 @@ class AiohttpTransport:
         if self._session is None or (self._owns_session and self._session.closed):
             connector = aiohttp.TCPConnector(limit=self._pool_size, ssl=self._ssl)
             self._session = aiohttp.ClientSession(connector=connector)
+            self._loop = None
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
         return self._session
 
     async def aclose(self) -> None:
@@ -272,14 +300,23 @@ class AiohttpTransport:
         The error is raised outside the handler that caught aiohttp's, so it chains nothing: an
         aiohttp error's ``request_info`` holds the request headers, which may hold the key.
         """
-        task = asyncio.current_task()
-        assert task is not None
-        self._deadlines.start(task)
+        session = self._client_session()
+        loop = self._loop
+        task = asyncio.current_task(loop)  # with the loop: no getpid() system call
+        assert task is not None and loop is not None
+        deadlines = self._deadlines
+        started = deadlines.start(task, loop)
+        url = request.url
         try:
-            async with self._client_session().post(
-                request.url, data=request.body, headers=request.headers, timeout=self._timeout,
-                ssl=self._ssl if request.url.startswith("https:") else False, allow_redirects=False,
+            async with session.post(
+                url, data=request.body, headers=request.headers, timeout=self._timeout,
+                ssl=self._ssl if url.startswith("https:") else False, allow_redirects=False,
             ) as response:
+                deadlines.headers(task, started)
+                connection = response.connection
+                socket = connection.transport if connection is not None else None
+                if getattr(socket, "max_size", 0) > _READ_SIZE:
+                    socket.max_size = _READ_SIZE  # type: ignore[union-attr]
                 length = response.content_length
                 if length is not None and length <= self._cap:
                     body, truncated = await response.read(), False
@@ -291,14 +328,22 @@ class AiohttpTransport:
                     None if retry_after is None else parse_retry_after(retry_after), truncated,
                 )
         except asyncio.CancelledError:
-            if not self._deadlines.finish(task):
+            bound = deadlines.finish(task)
+            if bound is None:
                 raise
             task.uncancel()
-            error = TransportError(
-                f"the answer did not complete within {self.answer_timeout:g} s", outcome_unknown=True
-            )
+            if bound == "first":
+                error = TransportError(
+                    f"no answer from the API within the read timeout ({self.read_timeout:g} s)",
+                    outcome_unknown=True,
+                )
+            else:
+                error = TransportError(
+                    f"the answer did not complete within {self.answer_timeout:g} s",
+                    outcome_unknown=True,
+                )
         except aiohttp.ClientConnectorError as exc:
-            reason = _tls_reason(exc, request.url.startswith("https:"))
+            reason = _tls_reason(exc, url.startswith("https:"))
             if reason is not None:
                 error = TransportError(f"TLS handshake with the API failed: {reason}",
                                        outcome_unknown=False, retryable=False)
@@ -318,7 +363,6 @@ class AiohttpTransport:
             detail = _tls_reason(exc, False) or f"{type(exc).__name__}: {exc}"
             error = TransportError(f"the connection to the API failed: {detail}", outcome_unknown=True)
         finally:
-            self._deadlines.finish(task)
-        transport_log.debug("POST %s failed: %s", request.url, error)
+            deadlines.finish(task)
+        transport_log.debug("POST %s failed: %s", url, error)
         raise error
-
