@@ -222,12 +222,6 @@ class _Deadlines:
         )
 
 
-#: How much one read of a plain-TCP connection asks the socket for. asyncio asks for 256 KiB,
-#: and a buffer that size is allocated per read and shrunk to the few hundred bytes read: with
-#: glibc in its default state that is an mmap, an mremap and a munmap per answer.
-_READ_SIZE = 16 * 1024
-
-
 async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> tuple[bytes, bool]:
     """At most ``cap`` bytes of an answer of unknown or too great a length, and whether it was cut."""
     chunks: list[bytes] = []
@@ -302,8 +296,9 @@ class AiohttpTransport:
         """
         session = self._client_session()
         loop = self._loop
-        task = asyncio.current_task(loop)  # with the loop: no getpid() system call
-        assert task is not None and loop is not None
+        assert loop is not None
+        task = asyncio.current_task(loop)  # given the loop, it makes no getpid() system call
+        assert task is not None
         deadlines = self._deadlines
         started = deadlines.start(task, loop)
         url = request.url
@@ -313,10 +308,6 @@ class AiohttpTransport:
                 ssl=self._ssl if url.startswith("https:") else False, allow_redirects=False,
             ) as response:
                 deadlines.headers(task, started)
-                connection = response.connection
-                socket = connection.transport if connection is not None else None
-                if getattr(socket, "max_size", 0) > _READ_SIZE:
-                    socket.max_size = _READ_SIZE  # type: ignore[union-attr]
                 length = response.content_length
                 if length is not None and length <= self._cap:
                     body, truncated = await response.read(), False
