@@ -6,10 +6,14 @@ unless it was a TLS failure that would fail again); a connection that broke, or 
 not arrive in time, after the request may have been written leaves the outcome unknown, and is
 not retried unless the caller opts in, because a retry could deliver the same MMS twice.
 
-Timeouts are socket-level (connect, then each read), plus one deadline for the whole answer so a
-server trickling bytes cannot hold a request forever. There is no aiohttp total timeout: it counts
-the wait for a pooled connection, and a request queued behind others must not time out before it
-was sent. The send pipeline caps requests in flight before they reach the pool.
+A new connection must be made within the connect timeout (aiohttp's, per socket). Two deadlines,
+kept by one sweep for all requests instead of timers per request, bound the answer: its start
+(status line and headers) must arrive within the read timeout and the whole of it within the
+answer timeout, both counted from when the request is handed to aiohttp, so a server trickling
+bytes cannot hold a request forever. aiohttp's own total and per-read timeouts are off: they cost
+timer handles on every request and read. The send pipeline caps requests in flight at the pool's
+size, so a request is written as soon as it is handed over; with a session of the caller's whose
+pool is smaller, the wait for a connection counts against both deadlines.
 
 The transport never decides where the API key goes: the wire flavour puts it in the headers or the
 body of the :class:`PreparedRequest`, whose ``repr`` shows neither.
@@ -240,8 +244,9 @@ class AiohttpTransport:
     A ``session`` the caller passes in is used as it is (its connector's TLS settings included)
     and not closed; otherwise one is created with a pool of ``pool_size`` connections and closed
     by :meth:`aclose`. ``ssl`` is a context to use instead of the system trust store with TLS 1.2
-    or newer (e.g. one that trusts a private CA). ``answer_timeout`` bounds the whole answer,
-    headers and body (default: three read timeouts).
+    or newer (e.g. one that trusts a private CA). ``read_timeout`` bounds the wait for the answer
+    to start, ``answer_timeout`` the whole answer, headers and body (default: three read
+    timeouts); an answer late for either is an unknown outcome.
     """
 
     def __init__(
