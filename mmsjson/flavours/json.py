@@ -247,11 +247,41 @@ _structure_save = make_dict_structure_fn(
 )
 
 
-def structure_send_result(payload: Mapping[str, Any]) -> SendResult:
-    """A ``status: success`` answer to ``sendmms`` or ``sendsavedmms``; unknown keys are kept in raw."""
+def _structure_send_general(payload: Mapping[str, Any]) -> SendResult:
+    """:func:`structure_send_result` by the converter: any mapping, and the reference for the
+    hand-written way."""
     if "tracking-id" not in payload:
         payload = {**payload, "tracking-id": ""}
     return _with_raw(_structure_send(payload, SendResult), payload)
+
+
+#: Whether ``SendResult`` has exactly the fields :func:`structure_send_result` fills by hand; if
+#: it gains one, every answer takes the converter's way until the hand-written one fills it too.
+_SEND_BY_HAND = tuple(a.name for a in SendResult.__attrs_attrs__) == (
+    "tracking_id", "to", "mms_id", "sender", "status_details", "raw"
+)
+
+
+def structure_send_result(payload: Mapping[str, Any]) -> SendResult:
+    """A ``status: success`` answer to ``sendmms`` or ``sendsavedmms``; unknown keys are kept in raw.
+
+    Every accepted request goes through here, so a decoded answer (a dict with its tracking id)
+    is read by hand, field for field what the converter's way gives.
+    """
+    if not _SEND_BY_HAND or type(payload) is not dict or "tracking-id" not in payload:
+        return _structure_send_general(payload)
+    get = payload.get
+    tracking_id, to, mms_id, sender, details = (
+        payload["tracking-id"], get("to"), get("mms-id"), get("from"), get("status-details")
+    )
+    return SendResult(
+        tracking_id=tracking_id if isinstance(tracking_id, str) else "",
+        to=to if isinstance(to, str) else None,
+        mms_id=mms_id if isinstance(mms_id, str) else None,
+        sender=sender if isinstance(sender, str) else None,
+        status_details=details if isinstance(details, str) else None,
+        raw=payload.copy(),
+    )
 
 
 def structure_save_result(payload: Mapping[str, Any]) -> SaveResult:
