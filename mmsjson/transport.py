@@ -268,6 +268,7 @@ class AiohttpTransport:
         self._deadlines = _Deadlines(read_timeout, self.answer_timeout)
         self._session = session
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready: tuple[aiohttp.ClientSession, asyncio.AbstractEventLoop] | None = None
         self._owns_session = session is None
         self._ssl: _ssl.SSLContext | bool = ssl if ssl is not None else (
             True if session is not None else tls_context()
@@ -278,18 +279,21 @@ class AiohttpTransport:
     def __repr__(self) -> str:
         return f"<AiohttpTransport owns_session={self._owns_session} pool={self._pool_size}>"
 
-    def _client_session(self) -> aiohttp.ClientSession:
+    def _client_session(self) -> tuple[aiohttp.ClientSession, asyncio.AbstractEventLoop]:
+        """The session, opened on first use (again after :meth:`aclose`), and its event loop."""
         if self._session is None or (self._owns_session and self._session.closed):
             connector = aiohttp.TCPConnector(limit=self._pool_size, ssl=self._ssl)
             self._session = aiohttp.ClientSession(connector=connector)
             self._loop = None
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
-        return self._session
+        self._ready = self._session, self._loop
+        return self._ready
 
     async def aclose(self) -> None:
         """Close the aiohttp session if this object created it."""
         self._deadlines.stop()
+        self._ready = None
         if self._owns_session and self._session is not None and not self._session.closed:
             await self._session.close()
 
@@ -299,9 +303,7 @@ class AiohttpTransport:
         The error is raised outside the handler that caught aiohttp's, so it chains nothing: an
         aiohttp error's ``request_info`` holds the request headers, which may hold the key.
         """
-        session = self._client_session()
-        loop = self._loop
-        assert loop is not None
+        session, loop = self._ready or self._client_session()
         task = asyncio.current_task(loop)  # given the loop, it makes no getpid() system call
         assert task is not None
         deadlines = self._deadlines
