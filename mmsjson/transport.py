@@ -167,7 +167,7 @@ class _Deadlines:
 
     A request's answer must start (status line and headers) within ``first`` seconds of the post
     and be whole within ``whole`` seconds. A per-request ``asyncio.timeout``, or aiohttp's
-    per-read timer, costs timer handles per request; this costs two dict entries. A request
+    per-read timer, costs timer handles per request; this costs a dict entry. A request
     expires between one bound and that bound plus a quarter of the shorter one.
     """
 
