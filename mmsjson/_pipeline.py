@@ -9,7 +9,9 @@ lets a stopping bulk run cancel requests that are still waiting while those on t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -67,6 +69,45 @@ class StopToken:
             task.cancel()
 
 
+class _Slots:
+    """The in-flight cap: a count while slots are free, first come first served when none is.
+
+    It is :class:`asyncio.Semaphore` without its costs on the hot path (a coroutine per acquire,
+    a generator per ``locked()``): a send takes a free slot with a subtraction. ``free`` is above
+    zero only while nobody waits, because :meth:`release` hands a slot straight to the first
+    waiter instead of counting it.
+    """
+
+    __slots__ = ("_waiting", "free")
+
+    def __init__(self, size: int) -> None:
+        self.free = size
+        self._waiting: deque[asyncio.Future[None]] = deque()
+
+    async def wait(self) -> None:
+        """Wait until :meth:`release` hands over a slot (call it only when ``free`` is 0)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # a slot was handed over as the wait was cancelled: pass it on
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiting.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        waiting = self._waiting
+        while waiting:
+            waiter = waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self.free += 1
+
+
 def _who(request: PreparedRequest) -> str:
     """The recipients for a log line: a batch of hundreds is summed up, not listed."""
     shown = ",".join(request.recipients[:3])
@@ -105,7 +146,7 @@ class Pipeline:
         self.retry = retry
         self.stats = stats
         self._read = read
-        self._slots = asyncio.Semaphore(max_in_flight)
+        self._slots = _Slots(max_in_flight)
 
     @property
     def free_slots(self) -> int:
@@ -113,7 +154,11 @@ class Pipeline:
         return self._slots._value
 
     async def _wait_for_start(self, cost: int) -> list[Any]:
-        await self._slots.acquire()
+        slots = self._slots
+        if slots.free:
+            slots.free -= 1
+        else:
+            await slots.wait()
         tickets: list[Any] = []
         if self.limiter is None:
             return tickets
@@ -164,7 +209,11 @@ class Pipeline:
                 finally:
                     stop._waiting.discard(task)
             elif self.limiter is None:
-                await self._slots.acquire()
+                slots = self._slots
+                if slots.free:
+                    slots.free -= 1
+                else:
+                    await slots.wait()
                 tickets = _NO_TICKETS
             else:
                 tickets = await self._wait_for_start(request.cost)

@@ -302,13 +302,15 @@ class MMSClient:
         ``to_displayonly`` lists other participants shown in a group thread; they are not
         delivered to by this request (see :meth:`send_group`).
         """
-        request = self._send_request(
-            mms, to, to_displayonly=to_displayonly, service_id=service_id, sender=sender,
-            from_mask=from_mask, client_reference=client_reference,
+        flavour = self.flavour
+        request = flavour.send(
+            mms, to, to_displayonly=to_displayonly, service_id=service_id or self.service_id,
+            sender=sender or self.sender, from_mask=from_mask, client_reference=client_reference,
         )
-        await self._preflight(mms)
+        if self.preflight_media:
+            await self._preflight(mms)
         answer, _ = await self._pipeline.deliver(request)
-        return self.flavour.send_result(answer)
+        return flavour.send_result(answer)
 
     async def save(
         self, mms: MMS, name: str, *, client_reference: str | None = None

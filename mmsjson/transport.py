@@ -6,10 +6,14 @@ unless it was a TLS failure that would fail again); a connection that broke, or 
 not arrive in time, after the request may have been written leaves the outcome unknown, and is
 not retried unless the caller opts in, because a retry could deliver the same MMS twice.
 
-Timeouts are socket-level (connect, then each read), plus one deadline for the whole answer so a
-server trickling bytes cannot hold a request forever. There is no aiohttp total timeout: it counts
-the wait for a pooled connection, and a request queued behind others must not time out before it
-was sent. The send pipeline caps requests in flight before they reach the pool.
+A new connection must be made within the connect timeout (aiohttp's, per socket). Two deadlines,
+kept by one sweep for all requests instead of timers per request, bound the answer: its start
+(status line and headers) must arrive within the read timeout and the whole of it within the
+answer timeout, both counted from when the request is handed to aiohttp, so a server trickling
+bytes cannot hold a request forever. aiohttp's own total and per-read timeouts are off: they cost
+timer handles on every request and read. The send pipeline caps requests in flight at the pool's
+size, so a request is written as soon as it is handed over; with a session of the caller's whose
+pool is smaller, the wait for a connection counts against both deadlines.
 
 The transport never decides where the API key goes: the wire flavour puts it in the headers or the
 body of the :class:`PreparedRequest`, whose ``repr`` shows neither.
@@ -158,51 +162,68 @@ def _tls_reason(exc: BaseException, https: bool) -> str | None:
 
 
 class _Deadlines:
-    """One timer for every answer in flight: a sweep each quarter deadline cancels the late ones.
+    """One timer for every answer in flight: a sweep every quarter of the shorter bound cancels
+    the late ones.
 
-    A per-request ``asyncio.timeout`` costs a timer handle per request (about 3.5 µs); this costs a
-    dict entry. A request expires between one and one and a quarter deadlines after it started.
+    A request's answer must start (status line and headers) within ``first`` seconds of the post
+    and be whole within ``whole`` seconds. A per-request ``asyncio.timeout``, or aiohttp's
+    per-read timer, costs timer handles per request; this costs a dict entry. A request
+    expires between one bound and that bound plus a quarter of the shorter one.
     """
 
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self._due: dict[asyncio.Task[Any], float] = {}
-        self._expired: set[asyncio.Task[Any]] = set()
+    def __init__(self, first: float, whole: float) -> None:
+        self.first = first
+        self.whole = whole
+        self._tick = min(first, whole) / 4
+        self._head_bound = min(first, whole)
+        self._head_miss = "first" if first < whole else "whole"
+        self._heads: dict[asyncio.Task[Any], float] = {}
+        self._bodies: dict[asyncio.Task[Any], float] = {}
+        self._expired: dict[asyncio.Task[Any], str] = {}
         self._sweeping: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def start(self, task: asyncio.Task[Any]) -> None:
-        loop = task.get_loop()
-        self._due[task] = loop.time() + self.seconds
+    def start(self, task: asyncio.Task[Any], loop: asyncio.AbstractEventLoop) -> float:
+        """Watch ``task`` from now; the time it started, for :meth:`headers`."""
+        now = loop.time()
+        self._heads[task] = now + self._head_bound
         if self._sweeping is None or self._loop is not loop:
             self._loop = loop
-            self._sweeping = loop.call_later(self.seconds / 4, self._sweep, loop)
+            self._sweeping = loop.call_at(now + self._tick, self._sweep, loop)
+        return now
+
+    def headers(self, task: asyncio.Task[Any], started: float) -> None:
+        """The answer of ``task`` has begun; from now only the whole-answer bound applies."""
+        if self._heads.pop(task, None) is not None:
+            self._bodies[task] = started + self.whole
 
     def stop(self) -> None:
         if self._sweeping is not None:
             self._sweeping.cancel()
             self._sweeping = None
 
-    def finish(self, task: asyncio.Task[Any]) -> bool:
+    def finish(self, task: asyncio.Task[Any]) -> str | None:
         """Forget ``task`` (every post ends with this, however it ends, or the task would be
-        cancelled later for a deadline of an answer long received); true if its deadline passed
-        and it was cancelled for that."""
-        self._due.pop(task, None)
-        if task in self._expired:
-            self._expired.discard(task)
-            return True
-        return False
+        cancelled later for a deadline of an answer long received); which bound it missed, if
+        it was cancelled for one: ``"first"`` or ``"whole"``."""
+        self._heads.pop(task, None)
+        self._bodies.pop(task, None)
+        return self._expired.pop(task, None) if self._expired else None
 
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
         if loop is not self._loop:
             return
         now = loop.time()
-        late = [task for task, due in self._due.items() if due <= now]
-        for task in late:
-            del self._due[task]
-            self._expired.add(task)
-            task.cancel()
-        self._sweeping = loop.call_later(self.seconds / 4, self._sweep, loop) if self._due else None
+        for table, bound in ((self._heads, self._head_miss), (self._bodies, "whole")):
+            late = [task for task, due in table.items() if due <= now]
+            for task in late:
+                del table[task]
+                self._expired[task] = bound
+                task.cancel()
+        self._sweeping = (
+            loop.call_at(now + self._tick, self._sweep, loop)
+            if self._heads or self._bodies else None
+        )
 
 
 async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> tuple[bytes, bool]:
@@ -223,8 +244,9 @@ class AiohttpTransport:
     A ``session`` the caller passes in is used as it is (its connector's TLS settings included)
     and not closed; otherwise one is created with a pool of ``pool_size`` connections and closed
     by :meth:`aclose`. ``ssl`` is a context to use instead of the system trust store with TLS 1.2
-    or newer (e.g. one that trusts a private CA). ``answer_timeout`` bounds the whole answer,
-    headers and body (default: three read timeouts).
+    or newer (e.g. one that trusts a private CA). ``read_timeout`` bounds the wait for the answer
+    to start, ``answer_timeout`` the whole answer, headers and body (default: three read
+    timeouts); an answer late for either is an unknown outcome.
     """
 
     def __init__(
@@ -239,11 +261,14 @@ class AiohttpTransport:
         max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=connect_timeout, sock_read=read_timeout
+            total=None, connect=None, sock_connect=connect_timeout, sock_read=None
         )
+        self.read_timeout = read_timeout
         self.answer_timeout = answer_timeout if answer_timeout is not None else 3 * read_timeout
-        self._deadlines = _Deadlines(self.answer_timeout)
+        self._deadlines = _Deadlines(read_timeout, self.answer_timeout)
         self._session = session
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready: tuple[aiohttp.ClientSession, asyncio.AbstractEventLoop] | None = None
         self._owns_session = session is None
         self._ssl: _ssl.SSLContext | bool = ssl if ssl is not None else (
             True if session is not None else tls_context()
@@ -254,15 +279,21 @@ class AiohttpTransport:
     def __repr__(self) -> str:
         return f"<AiohttpTransport owns_session={self._owns_session} pool={self._pool_size}>"
 
-    def _client_session(self) -> aiohttp.ClientSession:
+    def _client_session(self) -> tuple[aiohttp.ClientSession, asyncio.AbstractEventLoop]:
+        """The session, opened on first use (again after :meth:`aclose`), and its event loop."""
         if self._session is None or (self._owns_session and self._session.closed):
             connector = aiohttp.TCPConnector(limit=self._pool_size, ssl=self._ssl)
             self._session = aiohttp.ClientSession(connector=connector)
-        return self._session
+            self._loop = None
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        self._ready = self._session, self._loop
+        return self._ready
 
     async def aclose(self) -> None:
         """Close the aiohttp session if this object created it."""
         self._deadlines.stop()
+        self._ready = None
         if self._owns_session and self._session is not None and not self._session.closed:
             await self._session.close()
 
@@ -272,14 +303,20 @@ class AiohttpTransport:
         The error is raised outside the handler that caught aiohttp's, so it chains nothing: an
         aiohttp error's ``request_info`` holds the request headers, which may hold the key.
         """
-        task = asyncio.current_task()
+        session, loop = self._ready or self._client_session()
+        task = asyncio.current_task(loop)  # given the loop, it makes no getpid() system call
         assert task is not None
-        self._deadlines.start(task)
+        deadlines = self._deadlines
+        started = deadlines.start(task, loop)
+        url = request.url
         try:
-            async with self._client_session().post(
-                request.url, data=request.body, headers=request.headers, timeout=self._timeout,
-                ssl=self._ssl if request.url.startswith("https:") else False, allow_redirects=False,
-            ) as response:
+            # Awaited rather than entered: ``async with`` would add four coroutines per request.
+            response = await session.post(
+                url, data=request.body, headers=request.headers, timeout=self._timeout,
+                ssl=self._ssl if url.startswith("https:") else False, allow_redirects=False,
+            )
+            try:
+                deadlines.headers(task, started)
                 length = response.content_length
                 if length is not None and length <= self._cap:
                     body, truncated = await response.read(), False
@@ -290,15 +327,25 @@ class AiohttpTransport:
                     response.status, body,
                     None if retry_after is None else parse_retry_after(retry_after), truncated,
                 )
+            finally:
+                response.release()
         except asyncio.CancelledError:
-            if not self._deadlines.finish(task):
+            bound = deadlines.finish(task)
+            if bound is None:
                 raise
             task.uncancel()
-            error = TransportError(
-                f"the answer did not complete within {self.answer_timeout:g} s", outcome_unknown=True
-            )
+            if bound == "first":
+                error = TransportError(
+                    f"no answer from the API within the read timeout ({self.read_timeout:g} s)",
+                    outcome_unknown=True,
+                )
+            else:
+                error = TransportError(
+                    f"the answer did not complete within {self.answer_timeout:g} s",
+                    outcome_unknown=True,
+                )
         except aiohttp.ClientConnectorError as exc:
-            reason = _tls_reason(exc, request.url.startswith("https:"))
+            reason = _tls_reason(exc, url.startswith("https:"))
             if reason is not None:
                 error = TransportError(f"TLS handshake with the API failed: {reason}",
                                        outcome_unknown=False, retryable=False)
@@ -318,7 +365,6 @@ class AiohttpTransport:
             detail = _tls_reason(exc, False) or f"{type(exc).__name__}: {exc}"
             error = TransportError(f"the connection to the API failed: {detail}", outcome_unknown=True)
         finally:
-            self._deadlines.finish(task)
-        transport_log.debug("POST %s failed: %s", request.url, error)
+            deadlines.finish(task)
+        transport_log.debug("POST %s failed: %s", url, error)
         raise error
-

@@ -269,3 +269,57 @@ async def test_one_late_answer_expires_without_touching_a_prompt_one(raw_server:
         await slow
     await transport.aclose()
     assert prompt.status == 200
+
+
+async def test_an_answer_that_does_not_start_within_the_read_timeout_is_unknown(raw_server: Any) -> None:
+    release = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        await release.wait()
+        writer.close()
+
+    transport = AiohttpTransport(read_timeout=0.1, answer_timeout=30)
+    with pytest.raises(TransportError, match=r"within the read timeout \(0.1 s\)") as info:
+        await transport.post(request(await raw_server(serve)))
+    release.set()
+    await transport.aclose()
+    assert classify(info.value) is Verdict.UNKNOWN
+
+
+async def test_once_the_answer_has_started_only_the_answer_timeout_bounds_it(raw_server: Any) -> None:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        body = b'{"status":"success","tracking-id":"T1"}'
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body))
+        await writer.drain()
+        await asyncio.sleep(0.3)  # a pause longer than the read timeout, within the answer's
+        writer.write(body)
+        await writer.drain()
+        writer.close()
+
+    transport = AiohttpTransport(read_timeout=0.1, answer_timeout=30)
+    raw = await transport.post(request(await raw_server(serve)))
+    await transport.aclose()
+    assert (raw.status, raw.body) == (200, b'{"status":"success","tracking-id":"T1"}')
+
+
+def test_a_transport_that_owns_its_session_serves_one_event_loop_after_another() -> None:
+    transport = AiohttpTransport()
+
+    async def post_once() -> int:
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await read_request(reader)
+            writer.write(answer(200, b'{"status":"success","tracking-id":"T1"}'))
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/ep/v2/"
+        try:
+            return (await transport.post(request(url))).status
+        finally:
+            await transport.aclose()
+            server.close()
+
+    assert [asyncio.run(post_once()), asyncio.run(post_once())] == [200, 200]
