@@ -151,7 +151,7 @@ class Pipeline:
     @property
     def free_slots(self) -> int:
         """In-flight slots no request holds or has been handed: what a bulk run may grow into."""
-        return self._slots._value
+        return self._slots.free
 
     async def _wait_for_start(self, cost: int) -> list[Any]:
         slots = self._slots
@@ -191,15 +191,19 @@ class Pipeline:
         was not sent, and its outcome is not the API's. ``stop`` cancels it only while it
         waits, never between ``before_wire`` and the answer's arrival.
         """
-        task = asyncio.current_task() if stop is not None else None
+        task: asyncio.Task[Any] | None = None
         attempts = 0
         error: MMSError | None = None
         while True:
             attempts += 1
-            if stop is not None:
+            if stop is not None and stop.stopped:
+                raise asyncio.CancelledError if error is None else error
+            if stop is not None and self.limiter is None and self._slots.free:
+                self._slots.free -= 1
+                tickets = _NO_TICKETS
+            elif stop is not None:
+                task = task or asyncio.current_task()
                 assert task is not None
-                if stop.stopped:
-                    raise asyncio.CancelledError if error is None else error
                 stop._waiting.add(task)
                 try:
                     tickets = await self._wait_for_start(request.cost)
@@ -305,7 +309,9 @@ class Pipeline:
             "%s to %s: try %d failed (%s); retrying in %.3f s",
             request.action, _who(request), attempts, error, wait,
         )
-        if stop is not None and task is not None:
+        if stop is not None:
+            task = task or asyncio.current_task()
+            assert task is not None
             if stop.stopped:
                 raise error
             if stop.backing_off is not None:
