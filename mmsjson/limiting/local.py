@@ -27,15 +27,25 @@ the two directions apart. It sustains ``rate / (window + mean excess)``: about 0
 60 ± 20 ms uplink and 0.99 R over a 40 ms floor with 5 ms of jitter, the bound for any client
 that does not know a request's delay before sending it.
 
-``mode="paced"`` counts statistically instead. The floor is a quantile of recent round trips, so
-each start is assumed to arrive no earlier than most do rather than as early as any ever did, and
-starts are paced evenly at just under the rate. A start then lands in a full second only when it
-is faster than that quantile; the service refuses it with E113 (not accepted, so retried, and
-not counted against its window, so its ticket is freed at once). The quantile adapts: each E113
-lowers it, each answer raises it a little, settling where about ``paced_target`` (0.2 %) of
-requests draw E113; it starts from where it settles in simulations (0.03 at R = 100, 0.3 at
-R = 1,000: the more requests share a second, the likelier one lands in the slice a fast start
-adds to its window). It sustains about 0.98-0.99 R at R = 1,000 and 0.95-0.99 R at R = 100.
+``mode="paced"`` counts statistically instead. Each ticket is held for a window plus its round
+trip's excess over the *median* round trip (capped at four spreads, so a loss spike does not hold a
+slot for seconds): a start is assumed to arrive when a typical one does. On average a slot is then
+held for one window, so tickets track expected arrival times rather than the worst case. What no
+client can know is where a new start lands among the requests still in flight: the count a start
+meets at the service scatters by about ``sqrt(R * spread / 2)`` (``spread`` the mean gap between
+two uplink delays), so paced mode keeps a headroom of ``k`` such deviations below the rate. ``k``
+starts at 3 and adapts: each E113 raises it a little, each answer lowers it a little, settling
+where about ``paced_target`` (0.2 %) of requests draw E113, which is refused (not counted at the
+service, so its slot is freed at once) and retried. It sustains about 0.98-0.99 R at R = 1,000
+and 0.94-0.99 R at R = 100: there the scatter is one or two requests, a headroom of 3-4 is 3-4 %
+of the rate, and less headroom would draw more than 0.5 % E113 with 20-40 ms of jitter.
+
+Starts are released in batches: a wake-up lets through every start that may go, then the limiter
+sleeps until the next one may, but at least the time ``_BATCH`` (10) starts take at the pace
+(at most ``tick``, 10 ms; shorter below 1,000/s, where batching saves little). Each start is
+stamped with the time it was actually let go, so a delayed start never lets a later one cluster:
+the window counts real release times. One wake-up per batch instead of one per start is what
+makes a paced request cost about what an unpaced one does.
 
 E113 is handled gently (AIMD). An isolated E113 (another sender on the account, or a bunched
 second in paced mode) changes nothing: the request is retried. When E113s come repeatedly (at
@@ -60,8 +70,10 @@ __all__ = ["Mode", "ThroughputLimiter", "Ticket"]
 
 Mode = Literal["exact", "paced"]
 _MODES = ("exact", "paced")
-_MAX_QUANTILE = 0.5
-_QUANTILE_STEP = 0.02
+_START_SPREADS = 3.0
+_SPREAD_STEP = 0.1
+_MAX_SPREADS = 6.0
+_EXCESS_CAP = 4.0
 _BATCH = 10
 
 
@@ -94,7 +106,9 @@ class ThroughputLimiter:
     ``"paced"`` (2-5 % more throughput over jittery paths, about 0.2 % harmless E113 that are
     retried); see the module documentation. ``margin`` (seconds; default 0.005 in exact mode, 0
     in paced mode) widens the window against clock and timer noise. ``burst`` is how many starts
-    the pacer may let through at once after a pause (default: 1 % of the rate, at least 2).
+    the pacer may let through at once after a pause (default: 2 % of the rate, at least 2).
+    ``tick`` (seconds, default 0.01) is the longest the limiter waits between wake-ups to gather
+    starts into one batch (0: a wake-up per start).
     ``latency_cap`` (seconds, default 3) is the longest a request in flight is assumed to take to
     arrive; it must cover TCP loss recovery. ``warmup_samples`` answers are needed before the
     floor is trusted. The back-off settings (``backoff_*``, ``recovery_*``, ``min_fraction``) and
@@ -158,7 +172,9 @@ class ThroughputLimiter:
         self._recovery_step = recovery_step
         self._recovery_interval = recovery_interval
         self._target = paced_target
-        self._quantile = min(0.3, 3e-4 * self.rate)
+        self._spreads = _START_SPREADS
+        self._headroom = 0.0
+        self._excess_cap = math.inf
         self._paced_margin = paced_margin
         self._last_finished: Ticket | None = None
         self._fraction = 1.0
@@ -213,7 +229,11 @@ class ThroughputLimiter:
         return max(cold, math.ceil(2 * self.current_rate * self._mean_latency) + self.burst)
 
     def _has_room(self) -> bool:
-        return self.in_window < self._limit and self._flying < self.max_in_flight and self._tokens >= 1.0
+        return (
+            self.in_window + self._headroom < self._limit
+            and self._flying < self.max_in_flight
+            and self._tokens >= 1.0
+        )
 
     @property
     def in_window(self) -> int:
@@ -232,6 +252,7 @@ class ThroughputLimiter:
         self._capacity = float(max(1, min(self.burst, math.floor(pace))))
         ideal = min(self._tick, _BATCH / pace)
         self._batch_gap = min(ideal, ideal * pace * self._tick / _BATCH, self._capacity / (2 * pace))
+        self._batch_credit = self._batch_gap / 2 if self.mode == "paced" else 0.0
 
     def _refill(self, now: float) -> None:
         self._tokens = min(self._capacity, self._tokens + (now - self._tokens_at) * self._pace)
@@ -257,7 +278,8 @@ class ThroughputLimiter:
     # -- the window ----------------------------------------------------------------------------
 
     def _release(self, ticket: Ticket, latency: float) -> None:
-        ticket.until = ticket.at + self.window + min(latency, self.latency_cap)
+        latency = min(latency, self.latency_cap, self._floor + self._excess_cap)
+        ticket.until = ticket.at + self.window + latency - self._batch_credit
         heapq.heappush(self._released, ticket)
 
     def _expire(self, now: float) -> None:
@@ -317,7 +339,7 @@ class ThroughputLimiter:
         due = now
         if self._tokens < 1.0:
             due = now + (1.0 - self._tokens) / self._pace
-        if self.in_window >= self._limit:
+        if self.in_window + self._headroom >= self._limit:
             due = max(due, self._next_change())
         elif self._flying >= self.max_in_flight:
             due = max(due, self._in_flight[0].at + self.latency_cap) if self._in_flight else math.inf
@@ -397,12 +419,13 @@ class ThroughputLimiter:
             self._first_answer = now
         if self.mode == "paced":
             self._last_finished = ticket
-            self._quantile = min(_MAX_QUANTILE, self._quantile + _QUANTILE_STEP * self._target)
+            self._spreads = max(0.0, self._spreads - _SPREAD_STEP * self._target)
         if ticket.at >= self._first_answer:
             self._samples += 1
             if latency < self._fastest:
                 self._fastest = latency
-                self._floor = min(self._floor, latency)
+                if self.mode == "exact":
+                    self._floor = min(self._floor, latency)
             self._learn(latency)
         self._release(ticket, latency)
         self._wake_waiters()
@@ -412,8 +435,9 @@ class ThroughputLimiter:
 
         The fastest round trip seen is an optimistic floor while few samples exist (a normal
         jitter's low tail is sparse), so the exact floor lies below it by three times its gap to
-        the 10th percentile. The paced floor is a low quantile itself. The mean round trip sizes
-        the cap on requests in flight.
+        the 10th percentile. The paced floor is the median, and the spread (the mean gap between
+        two round trips, from the interquartile range) sizes its headroom and caps what a ticket is
+        charged above the median. The mean round trip sizes the cap on requests in flight.
         """
         recent = self._recent
         recent.append(latency)
@@ -422,7 +446,11 @@ class ThroughputLimiter:
         ordered = sorted(recent)
         fastest = self._fastest
         if self.mode == "paced":
-            floor = ordered[int(self._quantile * (len(ordered) - 1))]
+            count = len(ordered)
+            floor = ordered[count // 2]
+            spread = 0.836 * (ordered[3 * count // 4] - ordered[count // 4])
+            self._headroom = self._spreads * math.sqrt(self.current_rate * spread / 2)
+            self._excess_cap = _EXCESS_CAP * spread
         else:
             floor = fastest - 3 * (ordered[len(ordered) // 10] - fastest)
         self._floor = min(max(0.0, floor), self.latency_cap)
@@ -439,7 +467,7 @@ class ThroughputLimiter:
         now = asyncio.get_running_loop().time()
         self.stats.throttled += 1
         if self.mode == "paced":
-            self._quantile = max(0.0, self._quantile - _QUANTILE_STEP)
+            self._spreads = min(_MAX_SPREADS, self._spreads + _SPREAD_STEP)
             self._forget_refused()
         horizon = now - self.window
         e113s, starts = self._e113s, self._starts
