@@ -219,6 +219,12 @@ class ThroughputLimiter:
         return self._floor
 
     @property
+    def headroom(self) -> float:
+        """Slots paced mode keeps free below the rate against the scatter of arrival order (0 in
+        exact mode, and until enough answers came back)."""
+        return self._headroom
+
+    @property
     def max_in_flight(self) -> int:
         """Requests allowed in flight: twice what Little's law needs at the current rate and mean
         round trip, or a tenth of the rate (at least 16) until round trips are known, so that cold
