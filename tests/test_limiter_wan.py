@@ -16,8 +16,8 @@ import attrs
 import pytest
 
 from mmsjson import MMSClient, ThroughputLimiter
-from mmsjson.limiting.local import Ticket
 from mmsjson.errors import ValidationError
+from mmsjson.limiting.local import Ticket
 from mmsjson.testing.network import PROFILES, Delay, NetworkModel, SimResult, max_in_window, simulate
 from tests.virtual_clock import run
 
