@@ -261,7 +261,14 @@ class ThroughputLimiter:
         self._batch_gap = min(ideal, ideal * pace * self._tick / _BATCH, self._capacity / (2 * pace))
 
     def _refill(self, now: float) -> None:
-        self._tokens = min(self._capacity, self._tokens + (now - self._tokens_at) * self._pace)
+        """Add the tokens the pace earned since the last look. In exact mode, while starts wait,
+        up to one per waiter is kept beyond the burst: each has passed the pacer and waits for the
+        window only, so slots freed together are used together (the window alone keeps arrivals
+        within the rate). Paced mode keeps to the burst: bunched starts would bunch arrivals."""
+        cap = self._capacity
+        if self.mode == "exact":
+            cap = max(cap, float(len(self._waiters)))
+        self._tokens = min(cap, self._tokens + (now - self._tokens_at) * self._pace)
         self._tokens_at = now
 
     def _set_fraction(self, fraction: float, now: float) -> None:
