@@ -262,12 +262,12 @@ class ThroughputLimiter:
 
     def _refill(self, now: float) -> None:
         """Add the tokens the pace earned since the last look. In exact mode, while starts wait,
-        up to one per waiter is kept beyond the burst: each has passed the pacer and waits for the
-        window only, so slots freed together are used together (the window alone keeps arrivals
-        within the rate). Paced mode keeps to the burst: bunched starts would bunch arrivals."""
+        up to twice the burst is kept (one per waiter at most), so slots the window frees close
+        together are used together; the window alone keeps arrivals within the rate. Paced mode
+        keeps to the burst: bunched starts would bunch arrivals."""
         cap = self._capacity
         if self.mode == "exact":
-            cap = max(cap, float(len(self._waiters)))
+            cap = max(cap, min(float(len(self._waiters)), 2 * cap))
         self._tokens = min(cap, self._tokens + (now - self._tokens_at) * self._pace)
         self._tokens_at = now
 
