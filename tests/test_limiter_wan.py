@@ -325,7 +325,7 @@ def test_exact_mode_keeps_no_headroom() -> None:
 def test_in_paced_mode_a_loss_spike_holds_its_slot_for_a_few_spreads_not_seconds() -> None:
     limiter = ThroughputLimiter(1000, mode="paced")
     *_, spiked = answer_after(limiter, [0.060 + 0.001 * (i % 5) for i in range(100)] + [1.5])
-    assert spiked.until < spiked.at + limiter.window + 0.1
+    assert spiked.until < spiked.at + limiter.window + 0.2
 
 
 def test_in_exact_mode_a_loss_spike_holds_its_slot_for_its_whole_round_trip() -> None:

@@ -450,7 +450,9 @@ class ThroughputLimiter:
         jitter's low tail is sparse), so the exact floor lies below it by three times its gap to
         the 10th percentile. The paced floor is the median, and the spread (the mean gap between
         two round trips, from the interquartile range) sizes its headroom and caps what a ticket is
-        charged above the median. The mean round trip sizes the cap on requests in flight.
+        charged above the median; it is taken as at least the gap between batches, since the starts of
+        one batch reach the service in an order of their own. The mean round trip sizes the cap on
+        requests in flight.
         """
         recent = self._recent
         recent.append(latency)
@@ -461,7 +463,7 @@ class ThroughputLimiter:
         if self.mode == "paced":
             count = len(ordered)
             floor = ordered[count // 2]
-            spread = 0.836 * (ordered[3 * count // 4] - ordered[count // 4])
+            spread = max(0.836 * (ordered[3 * count // 4] - ordered[count // 4]), self._batch_gap)
             self._headroom = self._spreads * math.sqrt(self.current_rate * spread / 2)
             self._excess_cap = _EXCESS_CAP * spread
         else:
