@@ -42,8 +42,9 @@ requests, a headroom of 3-4 is 3-4 % of the rate, and less would draw more than 
 20-40 ms of normal jitter, so 0.98 R at R = 100 is out of reach over such paths.
 
 Starts are released in batches: a wake-up lets through every start that may go, then the limiter
-sleeps until the next one may, but at least the time ``_BATCH`` (10) starts take at the pace
-(at most ``tick``, 10 ms; shorter below 1,000/s, where batching saves little). Each start is
+sleeps until the next one may, but at least the time ``_BATCH`` (10; 5 in paced mode, whose
+headroom grows with the batch) starts take at the pace (at most ``tick``, 10 ms; shorter below
+1,000/s, where batching saves little). Each start is
 stamped with the time it was actually let go, so a delayed start never lets a later one cluster:
 the window counts real release times. One wake-up per batch instead of one per start is what
 makes a paced request cost about what an unpaced one does.
@@ -257,8 +258,9 @@ class ThroughputLimiter:
             pace /= 1 + self._paced_margin
         self._pace = pace
         self._capacity = float(max(1, min(self.burst, math.floor(pace))))
-        ideal = min(self._tick, _BATCH / pace)
-        self._batch_gap = min(ideal, ideal * pace * self._tick / _BATCH, self._capacity / (2 * pace))
+        batch = _BATCH if self.mode == "exact" else _BATCH / 2
+        ideal = min(self._tick, batch / pace)
+        self._batch_gap = min(ideal, ideal * pace * self._tick / batch, self._capacity / (2 * pace))
 
     def _refill(self, now: float) -> None:
         """Add the tokens the pace earned since the last look. In exact mode, while starts wait,
