@@ -260,7 +260,7 @@ class ThroughputLimiter:
         self._capacity = float(max(1, min(self.burst, math.floor(pace))))
         batch = _BATCH if self.mode == "exact" else _BATCH / 2
         ideal = min(self._tick, batch / pace)
-        self._batch_gap = min(ideal, ideal * pace * self._tick / batch, self._capacity / (2 * pace))
+        self._batch_gap = min(ideal, ideal * pace * self._tick / _BATCH, self._capacity / (2 * pace))
 
     def _refill(self, now: float) -> None:
         """Add the tokens the pace earned since the last look. In exact mode, while starts wait,
