@@ -1,11 +1,13 @@
 """The mmsjson benchmarks, all measured in one run so that the ratios compare like with like.
 
-    python benchmarks/run.py [--quick] [--out benchmarks/results]
+    python benchmarks/run.py [--quick | --limiter-only] [--out benchmarks/results]
 
-1. Limiter fidelity, R = 10, 100, 1000: the fake server runs in a separate process with a strict
-   sliding-window limit of R; the client sends at R. Reported: the sustained rate / R (from the
-   server's arrival times after the first second, whose full window would flatter it), the
-   largest count in any sliding second the server saw, and E113s.
+1. Limiter fidelity, R = 10, 100, 1,000 (and 2,000 and 3,000 for 5 s each, one process): the fake
+   server runs in a separate process with a strict sliding-window limit of R; the client sends at
+   R. Reported: the sustained rate / R (from the server's arrival times after the first second,
+   whose full window would flatter it), the largest count in any sliding second the server saw,
+   E113s and the client's CPU per request. Then the CPU per request with the limiter on at
+   R = 1,000 against the same client with it off (see :func:`limiter_cost`).
 2. Client overhead with no limit: requests per second of ``MMSClient.send`` divided by a plain
    aiohttp loop posting the same pre-built bytes with the same concurrency, against the fake
    server and against a no-op server (where the client's own cost shows most).
@@ -96,21 +98,9 @@ async def control(session: aiohttp.ClientSession, base: str, path: str, **body: 
 
 async def limiter_fidelity(base: str, rate: int, seconds: float) -> dict[str, Any]:
     count = int(rate * seconds)
-    mms = typical_mms()
     async with aiohttp.ClientSession() as session:
         await control(session, base, "/_fake/reset", throughput=rate)
-        async with MMSClient(
-            KEY, service_id="1", sender="12345", base_url=base, throughput=rate,
-            max_in_flight=min(256, max(16, rate // 2)),
-        ) as client:
-            semaphore = asyncio.Semaphore(client.max_in_flight)
-
-            async def one(i: int) -> None:
-                async with semaphore:
-                    await client.send(mms, f"1774{i:07d}")
-
-            await asyncio.gather(*(one(i) for i in range(count)))
-            backoffs = client.limiter.stats.backoffs if client.limiter else 0
+        run = await drive(base, rate, count, limiter_in_flight(rate))
         stats = await control(session, base, "/_fake/stats")
     arrivals = sorted(stats["arrivals"])
     steady = [t for t in arrivals if t >= arrivals[0] + 1.0]
@@ -121,8 +111,63 @@ async def limiter_fidelity(base: str, rate: int, seconds: float) -> dict[str, An
         "achieved_over_rate": achieved / rate,
         "max_in_sliding_second": stats["max_in_window"],
         "e113": stats["e113"],
-        "backoffs": backoffs,
+        "backoffs": run["backoffs"],
+        "cpu_us_per_request": run["cpu_us_per_request"],
         "arrivals": [t - arrivals[0] for t in arrivals],
+    }
+
+
+def limiter_in_flight(rate: int) -> int:
+    """The in-flight ceiling the limiter runs use (the limiter itself keeps fewer in flight)."""
+    return min(256, max(16, rate // 2))
+
+
+async def drive(base: str, throughput: int | None, count: int, in_flight: int) -> dict[str, Any]:
+    """``count`` sends of the typical message, all gathered at once behind a semaphore of
+    ``in_flight`` (as a caller with a backlog does), through one client whose limiter is on at
+    ``throughput`` (or off for ``None``). Reports the client process's CPU per request."""
+    mms = typical_mms()
+    async with MMSClient(
+        KEY, service_id="1", sender="12345", base_url=base, throughput=throughput, max_in_flight=in_flight,
+    ) as client:
+        semaphore = asyncio.Semaphore(in_flight)
+
+        async def one(i: int) -> None:
+            async with semaphore:
+                await client.send(mms, f"1774{i:07d}")
+
+        cpu, wall = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(count)))
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        backoffs = client.limiter.stats.backoffs if client.limiter else 0
+    return {"cpu_us_per_request": cpu / count * 1e6, "per_second": count / wall, "backoffs": backoffs}
+
+
+async def limiter_cost(base: str, rate: int, seconds: float, rounds: int) -> dict[str, Any]:
+    """CPU per request of one client with its limiter on at ``rate`` against the same client,
+    driven the same way, with its limiter off (so sending as fast as the server answers).
+
+    Rounds alternate on and off; the fake server's limit is lifted for the off runs. Both send
+    ``rate * seconds`` requests with the same in-flight ceiling; the ratio is of the medians.
+    """
+    count = int(rate * seconds)
+    on, off, off_rate = [], [], []
+    in_flight = limiter_in_flight(rate)
+    async with aiohttp.ClientSession() as session:
+        for _ in range(rounds):
+            await control(session, base, "/_fake/reset", throughput=rate)
+            on.append((await drive(base, rate, count, in_flight))["cpu_us_per_request"])
+            await control(session, base, "/_fake/reset")
+            run = await drive(base, None, count, in_flight)
+            off.append(run["cpu_us_per_request"])
+            off_rate.append(run["per_second"])
+    return {
+        "rate": rate, "requests": count, "rounds": rounds, "in_flight": in_flight,
+        "on_us": statistics.median(on), "off_us": statistics.median(off),
+        "ratio": statistics.median(on) / statistics.median(off),
+        "ratio_each_round": [a / b for a, b in zip(on, off, strict=True)],
+        "on_each_round": on, "off_each_round": off, "off_per_second": statistics.median(off_rate),
+        "load": os.getloadavg()[0],
     }
 
 
@@ -330,14 +375,30 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "## Limiter fidelity (fake server in a separate process, strict sliding-window limit R)",
         "",
-        "| R | requests | sustained / R | max in any sliding second | E113 |",
-        "|---|---|---|---|---|",
+        "| R | requests | sustained / R | max in any sliding second | E113 | client CPU µs/request |",
+        "|---|---|---|---|---|---|",
     ]
     for run in results["limiter"]:
         lines.append(
             f"| {run['rate']} | {run['requests']} | {run['achieved_over_rate']:.4f} | "
-            f"{run['max_in_sliding_second']} | {run['e113']} |"
+            f"{run['max_in_sliding_second']} | {run['e113']} | {run['cpu_us_per_request']:.0f} |"
         )
+    cost = results["limiter_cost"]
+    lines += [
+        "", f"## CPU per request, limiter on at R = {cost['rate']:,} against off (load {cost['load']:.1f})",
+        "",
+        f"One client, {cost['requests']:,} sends gathered at once behind a semaphore of {cost['in_flight']} "
+        "(its in-flight ceiling too), against the fake server; on: `throughput=R` (the server's limit "
+        "R), off: `throughput=None` (no server limit, so it sends as fast as answers come, "
+        f"{cost['off_per_second']:,.0f}/s). {cost['rounds']} interleaved rounds, medians; client "
+        "process CPU time only.", "",
+        "| limiter on µs/request | limiter off µs/request | on / off | on / off range over rounds |",
+        "|---|---|---|---|",
+        f"| {cost['on_us']:.0f} | {cost['off_us']:.0f} | {cost['ratio']:.2f} | "
+        f"{min(cost['ratio_each_round']):.2f}-{max(cost['ratio_each_round']):.2f} |",
+    ]
+    if "overhead" not in results:
+        return "\n".join(lines)
     lines += ["", "## Client overhead, no limit (median of rounds, concurrency 64)", "",
               "| server | plain aiohttp req/s | MMSClient.send req/s | ratio | ratio range over rounds "
               "| CPU µs/req plain | CPU µs/req client | CPU ratio (plain ÷ client) |",
@@ -376,6 +437,9 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
     fake = f"http://127.0.0.1:{fake_port}/ep/v2/"
     noop = f"http://127.0.0.1:{noop_port}/ep/v2/"
     seconds = {10: 10.0, 100: 5.0, 1000: 5.0} if not args.quick else {10: 3.0, 100: 2.0, 1000: 2.0}
+    if args.limiter_only:
+        seconds = {}
+    seconds |= {1000: 5.0, 2000: 5.0, 3000: 5.0} if args.limiter_only or not args.quick else {}
     results: dict[str, Any] = {
         "when": time.strftime("%Y-%m-%d %H:%M"),
         "python": sys.version.split()[0],
@@ -388,6 +452,10 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
         for rate, span in seconds.items():
             print(f"limiter fidelity at R={rate} for {span:g} s ...", flush=True)
             results["limiter"].append(await limiter_fidelity(fake, rate, span))
+        print("CPU per request, limiter on and off ...", flush=True)
+        results["limiter_cost"] = await limiter_cost(fake, 1000, 3.0, rounds=5)
+        if args.limiter_only:
+            return results
         count = 2000 if args.quick else 5000
         print("client overhead ...", flush=True)
         results["overhead"] = {
@@ -413,6 +481,8 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shorter runs, 100,000 bulk jobs")
+    parser.add_argument("--limiter-only", action="store_true",
+                        help="only the limiter at R = 1,000-3,000 and its CPU per request (about 30 s)")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
     results = asyncio.run(run_all(args))

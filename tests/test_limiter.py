@@ -220,3 +220,28 @@ def test_a_wait_behind_a_request_in_flight_sleeps_until_it_finishes_instead_of_p
 
     run(scenario())
     assert checks < 200 * 10
+
+
+def test_starts_due_together_are_let_go_in_one_wake_up() -> None:
+    async def scenario() -> tuple[int, int]:
+        times = await start_times(ThroughputLimiter(1000), count=3000, workers=100)
+        return len(times), len({round(t, 5) for t in times})
+
+    starts, wake_ups = run(scenario())
+    assert wake_ups <= starts / 5
+
+
+def test_batched_starts_never_exceed_the_rate_in_any_sliding_second_with_the_longest_tick() -> None:
+    async def scenario() -> list[float]:
+        return await start_times(ThroughputLimiter(1000, tick=0.1), count=4000, workers=300, latency=0.03)
+
+    assert most_in_any_window(run(scenario())) <= 1000
+
+
+def test_a_zero_tick_wakes_up_for_each_start() -> None:
+    async def scenario() -> tuple[int, int]:
+        times = await start_times(ThroughputLimiter(1000, tick=0), count=2000, workers=100)
+        return len(times), len({round(t, 5) for t in times})
+
+    starts, wake_ups = run(scenario())
+    assert wake_ups >= starts - 2 * 20
