@@ -10,13 +10,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmsjson import MMS, Audio, Image, Slide, ValidationError
+from mmsjson import MMS, Audio, Image, Slide, ValidationError, models
 from mmsjson.flavours import json as json_flavour
 from mmsjson.flavours.json import JsonFlavour, content_fragment, converter, send_request
 from mmsjson.models import MEDIA_KINDS
 
 FLAVOUR = JsonFlavour("key", "http://127.0.0.1:9/ep/v2/")
 NUMBERS = ["17745550001", "17745550002", "447700900123", "6834002", "+1 (774) 555-0003"]
+
+def _media(kind: str, url: str) -> dict[str, Any]:
+    """Keyword arguments giving a slide one media item of ``kind``."""
+    return {kind: MEDIA_KINDS[kind].cls(url)}
+
 
 texts = st.text(
     st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), min_size=1, max_size=40
@@ -29,7 +34,7 @@ slides = st.lists(
         audio=st.none() | st.just(Audio("https://example.com/ü.mp3?q=\\\"x\"")),
     )
     | st.builds(
-        lambda kind, text: Slide(text=text, **{kind: MEDIA_KINDS[kind].cls("https://u@e.com:81/d")}),
+        lambda kind, text: Slide(text=text, **_media(kind, "https://u@e.com:81/d")),
         st.sampled_from(["video", "contact", "calendar", "pdf"]), st.none() | texts,
     ),
     min_size=1, max_size=8,
@@ -80,8 +85,8 @@ def test_a_second_recipient_of_the_same_message_gets_its_own_number_and_the_same
 
 @pytest.mark.parametrize("kind", sorted(MEDIA_KINDS))
 def test_the_hot_path_writes_each_media_kind_as_the_converter_does(kind: str) -> None:
-    slide = Slide(text="t", **{kind: MEDIA_KINDS[kind].cls("https://e.com/m")})
-    mms = MMS(slides=[slide, Slide(**{kind: MEDIA_KINDS[kind].cls("https://e.com/n")})])
+    slide = Slide(text="t", **_media(kind, "https://e.com/m"))
+    mms = MMS(slides=[slide, Slide(**_media(kind, "https://e.com/n"))])
     expected = json.dumps(converter.unstructure(mms), ensure_ascii=False, separators=(",", ":"))
     assert content_fragment(mms) == expected.encode()[1:-1]
 
@@ -107,7 +112,7 @@ def test_an_expiry_that_has_passed_is_refused_for_a_further_recipient(
     mms = MMS(slides=[Slide(text="Hi")], fallback_sms_text="x", expires_at=datetime.now(UTC) + timedelta(days=1))
     FLAVOUR.send(mms, "17745550001", service_id="1", sender="12345")
     later = datetime.now(UTC) + timedelta(days=2)
-    check = json_flavour.check_deadlines
+    check = models.check_deadlines
     monkeypatch.setattr(json_flavour, "check_deadlines", lambda e, f: check(e, f, now=later))
     with pytest.raises(ValidationError, match=r"^expires_at: .* is in the past"):
         FLAVOUR.send(mms, "17745550002", service_id="1", sender="12345")
