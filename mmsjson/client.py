@@ -42,7 +42,7 @@ from mmsjson.models import (
 )
 from mmsjson.numbers import normalize_number, normalize_numbers
 from mmsjson.retry import RetryPolicy
-from mmsjson.transport import AiohttpTransport, PreparedRequest, Transport
+from mmsjson.transport import AiohttpTransport, PreparedRequest, Transport, pool_capacity
 
 __all__ = ["API_KEY_ENV", "BASE_URL_ENV", "SENDER_ENV", "SERVICE_ID_ENV", "ClientStats", "MMSClient"]
 
@@ -77,8 +77,10 @@ class MMSClient:
     ``base_url``), ``transport`` (how they are posted; default aiohttp, or e.g.
     :class:`mmsjson.testing.MockTransport`). An ``async with`` block owns what the client
     created; a ``session`` passed in is used and not closed, with its own TLS settings unless
-    ``ssl`` is given. ``preflight_media=True`` checks every media URL as the service will fetch it
-    before ``send``, ``save`` and ``send_group`` (see :meth:`check_media`).
+    ``ssl`` is given, and ``max_in_flight`` is kept within its connector's pool, so that no
+    request waits inside aiohttp for a connection while its answer deadline runs.
+    ``preflight_media=True`` checks every media URL as the service will fetch it before ``send``,
+    ``save`` and ``send_group`` (see :meth:`check_media`).
     """
 
     def __init__(
@@ -122,6 +124,10 @@ class MMSClient:
             )
         if not isinstance(max_in_flight, int) or max_in_flight < 1:
             raise ValidationError("max_in_flight", "must be an integer of at least 1")
+        if session is not None and transport is None:
+            capacity = pool_capacity(session)
+            if capacity is not None:
+                max_in_flight = min(max_in_flight, capacity)
         if shared is not None:
             limiter = self._shared_limiter(shared, key, throughput, limiter)
         if limiter is None and throughput is not None:

@@ -44,6 +44,7 @@ __all__ = [
     "RawResponse",
     "Transport",
     "check_base_url",
+    "pool_capacity",
     "tls_context",
 ]
 
@@ -236,6 +237,20 @@ async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> tuple[byte
         if size > cap:
             return b"".join(chunks)[:cap], True
     return b"".join(chunks), False
+
+
+def pool_capacity(session: aiohttp.ClientSession) -> int | None:
+    """How many requests ``session``'s connector carries at once to one host (None: no limit).
+
+    The in-flight cap is kept at or below it: a request must never wait inside aiohttp for a
+    pooled connection, where its answer deadline already runs and an unsent request would expire
+    as an unknown outcome.
+    """
+    connector = session.connector
+    if connector is None:
+        return None
+    limits = [n for n in (connector.limit, connector.limit_per_host) if n > 0]
+    return min(limits) if limits else None
 
 
 class AiohttpTransport:

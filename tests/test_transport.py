@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 import trustme
 
-from mmsjson import PreparedRequest, TransportError
+from mmsjson import MMSClient, PreparedRequest, TransportError
 from mmsjson.retry import Verdict, classify, parse_retry_after
 from mmsjson.transport import MAX_ANSWER_BYTES, AiohttpTransport
 from tests.conftest import SECRET
@@ -323,3 +323,26 @@ def test_a_transport_that_owns_its_session_serves_one_event_loop_after_another()
             server.close()
 
     assert [asyncio.run(post_once()), asyncio.run(post_once())] == [200, 200]
+
+
+@pytest.mark.parametrize(
+    ("limit", "per_host", "expected"), [(4, 0, 4), (100, 2, 2), (0, 0, 64), (500, 0, 64)]
+)
+async def test_a_caller_session_keeps_requests_in_flight_within_its_pool(
+    limit: int, per_host: int, expected: int
+) -> None:
+    """A request queued inside aiohttp for a pooled connection would have its answer deadline
+    running while unsent, and could expire as an unknown outcome: the in-flight cap stays
+    within the pool instead."""
+    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=per_host)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        client = MMSClient(SECRET, base_url="http://127.0.0.1:9/", throughput=None, session=session)
+        assert client.max_in_flight == expected
+
+
+async def test_an_explicit_max_in_flight_above_a_caller_sessions_pool_is_lowered_to_it() -> None:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=8)) as session:
+        client = MMSClient(
+            SECRET, base_url="http://127.0.0.1:9/", throughput=None, session=session, max_in_flight=200
+        )
+        assert client.max_in_flight == 8
