@@ -180,6 +180,7 @@ class ThroughputLimiter:
         self._target = paced_target
         self._spreads = _START_SPREADS
         self._headroom = 0.0
+        self._wanted_headroom = 0.0
         self._excess_cap = math.inf
         self._paced_margin = paced_margin
         self._last_finished: Ticket | None = None
@@ -281,6 +282,7 @@ class ThroughputLimiter:
         self._fraction = fraction
         self._limit = max(1, math.floor(self.rate * fraction))
         self._last_change = now
+        self._headroom = min(self._wanted_headroom, self._limit - 1)
         self._refill(now)
         self._new_pacer()
         self._tokens = min(self._tokens, self._capacity)
@@ -470,7 +472,9 @@ class ThroughputLimiter:
             count = len(ordered)
             floor = ordered[count // 2]
             spread = max(0.836 * (ordered[3 * count // 4] - ordered[count // 4]), self._batch_gap)
-            self._headroom = self._spreads * math.sqrt(self.current_rate * spread / 2)
+            self._wanted_headroom = self._spreads * math.sqrt(self.current_rate * spread / 2)
+            # Never the whole limit: a start must stay possible, or nothing answers to lower it.
+            self._headroom = min(self._wanted_headroom, self._limit - 1)
             self._excess_cap = _EXCESS_CAP * spread
         else:
             floor = fastest - 3 * (ordered[len(ordered) // 10] - fastest)
