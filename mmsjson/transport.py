@@ -348,7 +348,8 @@ class AiohttpTransport:
             bound = deadlines.finish(task)
             if bound is None:
                 raise
-            task.uncancel()
+            if task.uncancel():  # the caller cancelled it as well: its cancellation wins
+                raise
             if bound == "first":
                 error = TransportError(
                     f"no answer from the API within the read timeout ({self.read_timeout:g} s)",
