@@ -333,7 +333,10 @@ class AiohttpTransport:
             try:
                 deadlines.headers(task, started)
                 length = response.content_length
-                if length is not None and length <= self._cap:
+                # An encoded answer's length is what it inflates from, not what it inflates to.
+                if length is not None and length <= self._cap and (
+                    "Content-Encoding" not in response.headers
+                ):
                     body, truncated = await response.read(), False
                 else:
                     body, truncated = await _read_capped(response, self._cap)
