@@ -227,6 +227,21 @@ class _Deadlines:
         )
 
 
+#: aiohttp's connector method that waits for a pooled connection or makes a new one: a request
+#: stopped inside it was not written.
+_CONNECT_CODE = aiohttp.BaseConnector.connect.__code__
+
+
+def _while_connecting(cancelled: BaseException) -> bool:
+    """Whether ``cancelled`` stopped a request still getting its connection (so surely unsent)."""
+    frames = cancelled.__traceback__
+    while frames is not None:
+        if frames.tb_frame.f_code is _CONNECT_CODE:
+            return True
+        frames = frames.tb_next
+    return False
+
+
 async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> tuple[bytes, bool]:
     """At most ``cap`` bytes of an answer of unknown or too great a length, and whether it was cut."""
     chunks: list[bytes] = []
@@ -347,13 +362,18 @@ class AiohttpTransport:
                 )
             finally:
                 response.release()
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as cancelled:
             bound = deadlines.finish(task)
             if bound is None:
                 raise
             if task.uncancel():  # the caller cancelled it as well: its cancellation wins
                 raise
-            if bound == "first":
+            if _while_connecting(cancelled):
+                error = TransportError(
+                    f"no connection to the API within the read timeout ({self.read_timeout:g} s)",
+                    outcome_unknown=False, retryable=True,
+                )
+            elif bound == "first":
                 error = TransportError(
                     f"no answer from the API within the read timeout ({self.read_timeout:g} s)",
                     outcome_unknown=True,

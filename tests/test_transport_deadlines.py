@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from mmsjson import PreparedRequest
+from mmsjson import PreparedRequest, TransportError
+from mmsjson.retry import Verdict, classify
 from mmsjson.transport import AiohttpTransport
 from tests.conftest import SECRET
 
@@ -54,3 +55,28 @@ async def test_a_caller_cancelling_as_the_read_deadline_expires_gets_its_cancell
             await post
     finally:
         await transport.aclose()
+
+
+@pytest.fixture
+async def silent_tls_url() -> AsyncIterator[str]:
+    """A server that takes the TCP connection and never answers the TLS handshake."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.Event().wait()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    yield f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/ep/v2/"
+    server.close()
+
+
+async def test_a_read_deadline_passing_while_the_connection_is_made_is_surely_not_sent(
+    silent_tls_url: str,
+) -> None:
+    transport = AiohttpTransport(read_timeout=0.2, connect_timeout=30)
+    try:
+        with pytest.raises(TransportError) as info:
+            await transport.post(request(silent_tls_url))
+    finally:
+        await transport.aclose()
+    assert not info.value.outcome_unknown
+    assert classify(info.value) is Verdict.RETRY
