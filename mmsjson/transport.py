@@ -13,7 +13,8 @@ answer timeout, both counted from when the request is handed to aiohttp, so a se
 bytes cannot hold a request forever. aiohttp's own total and per-read timeouts are off: they cost
 timer handles on every request and read. The send pipeline caps requests in flight at the pool's
 size, so a request is written as soon as it is handed over; with a session of the caller's whose
-pool is smaller, the wait for a connection counts against both deadlines.
+pool is smaller, the wait for a connection counts against both deadlines. A request they stop
+while it still waits for or makes its connection sent nothing, and may be retried.
 
 The transport never decides where the API key goes: the wire flavour puts it in the headers or the
 body of the :class:`PreparedRequest`, whose ``repr`` shows neither.
@@ -369,8 +370,12 @@ class AiohttpTransport:
             if task.uncancel():  # the caller cancelled it as well: its cancellation wins
                 raise
             if _while_connecting(cancelled):
+                which, seconds = (
+                    ("read", self.read_timeout) if bound == "first"
+                    else ("answer", self.answer_timeout)
+                )
                 error = TransportError(
-                    f"no connection to the API within the read timeout ({self.read_timeout:g} s)",
+                    f"no connection to the API within the {which} timeout ({seconds:g} s)",
                     outcome_unknown=False, retryable=True,
                 )
             elif bound == "first":
