@@ -121,3 +121,13 @@ def test_an_expiry_that_has_passed_is_refused_for_a_further_recipient(
 def test_something_other_than_an_mms_is_refused_by_the_hot_path() -> None:
     with pytest.raises(ValidationError, match=r"^mms: must be an MMS, not dict$"):
         FLAVOUR.send({"slides": []}, "17745550001", service_id="1", sender="12345")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("after", [True, 1.0])
+def test_a_service_id_equal_to_a_cached_one_but_of_another_type_is_checked_again(after: object) -> None:
+    """``True == 1`` and ``1.0 == 1``: the caches must not let them pass as the int 1 did."""
+    mms = MMS(slides=[Slide(text="Hi")], fallback_sms_text="x")
+    flavour = JsonFlavour("key", "http://127.0.0.1:9/ep/v2/")
+    flavour.send(mms, "17745550001", service_id=1, sender="12345")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match=r"^service_id: "):
+        flavour.send(mms, "17745550002", service_id=after, sender="12345")  # type: ignore[arg-type]

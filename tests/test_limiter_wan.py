@@ -310,10 +310,25 @@ def answer_after(limiter: ThroughputLimiter, latencies: list[float]) -> list[Tic
 
 
 def test_paced_mode_keeps_more_headroom_over_a_path_with_more_jitter() -> None:
-    steady, jittery = ThroughputLimiter(1000, mode="paced"), ThroughputLimiter(1000, mode="paced")
-    answer_after(steady, [0.060 + 0.001 * (i % 5) for i in range(100)])
-    answer_after(jittery, [0.060 + 0.010 * (i % 5) for i in range(100)])
-    assert 0 < steady.headroom < jittery.headroom
+    some, more = ThroughputLimiter(1000, mode="paced"), ThroughputLimiter(1000, mode="paced")
+    answer_after(some, [0.060 + 0.010 * (i % 5) for i in range(100)])
+    answer_after(more, [0.060 + 0.020 * (i % 5) for i in range(100)])
+    assert 0 < some.headroom < more.headroom
+
+
+def test_paced_mode_follows_the_exact_rule_where_it_costs_fewer_slots_than_headroom() -> None:
+    """Over a steady path (or at a low rate) charging each round trip's excess holds fewer slots
+    than the headroom against arrival order would, and draws no E113."""
+    limiter = ThroughputLimiter(1000, mode="paced")
+    answer_after(limiter, [0.060 + 0.001 * (i % 5) for i in range(100)])
+    assert limiter.headroom == 0
+
+
+@pytest.mark.parametrize("profile", ["60±20", "40+5"])
+def test_paced_mode_at_20_per_second_draws_no_e113_where_the_exact_rule_is_cheaper(profile: str) -> None:
+    _, result = send(20, PROFILES[profile], seconds=30, mode="paced")
+    assert result.e113 == 0
+    assert max_in_window(result.accepted + result.refused) <= 20
 
 
 def test_exact_mode_keeps_no_headroom() -> None:
@@ -324,7 +339,8 @@ def test_exact_mode_keeps_no_headroom() -> None:
 
 def test_in_paced_mode_a_loss_spike_holds_its_slot_for_a_few_spreads_not_seconds() -> None:
     limiter = ThroughputLimiter(1000, mode="paced")
-    *_, spiked = answer_after(limiter, [0.060 + 0.001 * (i % 5) for i in range(100)] + [1.5])
+    *_, spiked = answer_after(limiter, [0.060 + 0.010 * (i % 5) for i in range(100)] + [1.5])
+    assert limiter.headroom > 0
     assert spiked.until < spiked.at + limiter.window + 0.2
 
 

@@ -16,24 +16,16 @@ async def answered(limiter: ThroughputLimiter, latencies: list[float]) -> None:
         limiter.finished(ticket)
 
 
-def test_paced_mode_still_lets_requests_start_when_round_trips_scatter_widely() -> None:
-    async def scenario() -> None:
-        limiter = ThroughputLimiter(2, mode="paced", warmup_samples=8)
-        await asyncio.wait_for(answered(limiter, [0.05, 2.0] * 20), timeout=600)
-        assert limiter.headroom > 0
-
-    run(scenario())
-
-
-def test_paced_mode_still_lets_requests_start_after_backing_off_to_the_least_rate() -> None:
+def test_paced_mode_still_lets_requests_start_after_backing_off_below_its_headroom() -> None:
     async def scenario() -> None:
         limiter = ThroughputLimiter(20, mode="paced", warmup_samples=8, min_fraction=0.05)
-        await asyncio.wait_for(answered(limiter, [0.05, 0.4] * 8), timeout=600)
+        await asyncio.wait_for(answered(limiter, [0.05, 1.05] * 8), timeout=600)
+        assert limiter.headroom > 1
         for _ in range(10):
             for _ in range(3):
                 limiter.throttled()
             await asyncio.sleep(1.1)
         assert limiter.current_rate == 1.0
-        await asyncio.wait_for(answered(limiter, [0.05, 0.4] * 8), timeout=600)
+        await asyncio.wait_for(answered(limiter, [0.05, 1.05] * 8), timeout=600)
 
     run(scenario())

@@ -654,8 +654,7 @@ class JsonFlavour:
         client_reference: str | None,
     ) -> _Route:
         """The body parts that say who sends, checked and encoded once per route."""
-        # The id's type is part of the key: True and 1.0 equal 1, but only an int is taken.
-        key = (type(service_id), service_id, sender, from_mask, client_reference)
+        key = (service_id, type(service_id), sender, from_mask, client_reference)
         try:
             route = self._routes.get(key)
         except TypeError:  # an unhashable value (a list): the checks below refuse it
@@ -700,7 +699,7 @@ class JsonFlavour:
         Only the recipient (and the display-only list) is written per call; the rest of the body
         is spliced from what was encoded for the first recipient of the same message and route.
         """
-        key = (id(mms), type(service_id), service_id, sender, from_mask, client_reference)
+        key = (id(mms), service_id, type(service_id), sender, from_mask, client_reference)
         try:
             splice = self._splices.get(key)
         except TypeError:  # an unhashable route value (a list): the route's checks refuse it

@@ -40,7 +40,9 @@ service, so its slot is freed at once) and retried. In simulations it sustains 0
 R = 1,000 and 0.94-0.99 R at R = 100: there the scatter is one or two requests, a headroom of
 3-4 is 3-4 % of the rate, and less would draw more than 0.5 % E113 with 20-40 ms of normal
 jitter, so 0.98 R at R = 100 is out of reach over such paths for any client that does not know a
-request's delay in advance.
+request's delay in advance. Where charging each round trip's excess (the exact rule) would hold
+fewer slots than that headroom, as over a steady path or at low rates (R = 20: a headroom of one or
+two requests is 5-10 % of the rate), paced mode follows the exact rule instead and keeps no headroom.
 
 Starts are released in batches: a wake-up lets through every start that may go, then the limiter
 sleeps until the next one may, but at least the time ``_BATCH`` (10; 5 in paced mode, whose
@@ -228,7 +230,7 @@ class ThroughputLimiter:
     @property
     def headroom(self) -> float:
         """Slots paced mode keeps free below the rate against the scatter of arrival order (0 in
-        exact mode, and until enough answers came back)."""
+        exact mode, until enough answers came back, and while the exact rule holds fewer slots)."""
         return self._headroom
 
     @property
@@ -468,18 +470,21 @@ class ThroughputLimiter:
             return
         ordered = sorted(recent)
         fastest = self._fastest
+        mean = sum(ordered) / len(ordered)
+        floor = max(0.0, fastest - 3 * (ordered[len(ordered) // 10] - fastest))
         if self.mode == "paced":
             count = len(ordered)
-            floor = ordered[count // 2]
             spread = max(0.836 * (ordered[3 * count // 4] - ordered[count // 4]), self._batch_gap)
-            self._wanted_headroom = self._spreads * math.sqrt(self.current_rate * spread / 2)
-            # Never the whole limit: a start must stay possible, or nothing answers to lower it.
+            headroom = self._spreads * math.sqrt(self.current_rate * spread / 2)
+            if self.current_rate * (mean - floor) < headroom:
+                self._wanted_headroom, self._excess_cap = 0.0, math.inf
+            else:
+                floor = ordered[count // 2]
+                self._wanted_headroom, self._excess_cap = headroom, _EXCESS_CAP * spread
+            # Never the whole limit: a start must stay possible, or no answer comes to lower it.
             self._headroom = min(self._wanted_headroom, self._limit - 1)
-            self._excess_cap = _EXCESS_CAP * spread
-        else:
-            floor = fastest - 3 * (ordered[len(ordered) // 10] - fastest)
-        self._floor = min(max(0.0, floor), self.latency_cap)
-        self._mean_latency = sum(ordered) / len(ordered)
+        self._floor = min(floor, self.latency_cap)
+        self._mean_latency = mean
 
     def throttled(self) -> None:
         """The service answered E113: back off only if E113s come repeatedly.
