@@ -13,7 +13,8 @@ answer timeout, both counted from when the request is handed to aiohttp, so a se
 bytes cannot hold a request forever. aiohttp's own total and per-read timeouts are off: they cost
 timer handles on every request and read. The send pipeline caps requests in flight at the pool's
 size, so a request is written as soon as it is handed over; with a session of the caller's whose
-pool is smaller, the wait for a connection counts against both deadlines.
+pool is smaller, the wait for a connection counts against both deadlines. A request they stop
+while it still waits for or makes its connection sent nothing, and may be retried.
 
 The transport never decides where the API key goes: the wire flavour puts it in the headers or the
 body of the :class:`PreparedRequest`, whose ``repr`` shows neither.
@@ -227,6 +228,21 @@ class _Deadlines:
         )
 
 
+#: aiohttp's connector method that waits for a pooled connection or makes a new one: a request
+#: stopped inside it was not written.
+_CONNECT_CODE = aiohttp.BaseConnector.connect.__code__
+
+
+def _while_connecting(cancelled: BaseException) -> bool:
+    """Whether ``cancelled`` stopped a request still getting its connection (so surely unsent)."""
+    frames = cancelled.__traceback__
+    while frames is not None:
+        if frames.tb_frame.f_code is _CONNECT_CODE:
+            return True
+        frames = frames.tb_next
+    return False
+
+
 async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> tuple[bytes, bool]:
     """At most ``cap`` bytes of an answer of unknown or too great a length, and whether it was cut."""
     chunks: list[bytes] = []
@@ -333,7 +349,10 @@ class AiohttpTransport:
             try:
                 deadlines.headers(task, started)
                 length = response.content_length
-                if length is not None and length <= self._cap:
+                # An encoded answer's length is what it inflates from, not what it inflates to.
+                if length is not None and length <= self._cap and (
+                    "Content-Encoding" not in response.headers
+                ):
                     body, truncated = await response.read(), False
                 else:
                     body, truncated = await _read_capped(response, self._cap)
@@ -344,12 +363,22 @@ class AiohttpTransport:
                 )
             finally:
                 response.release()
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as cancelled:
             bound = deadlines.finish(task)
             if bound is None:
                 raise
-            task.uncancel()
-            if bound == "first":
+            if task.uncancel():  # the caller cancelled it as well: its cancellation wins
+                raise
+            if _while_connecting(cancelled):
+                which, seconds = (
+                    ("read", self.read_timeout) if bound == "first"
+                    else ("answer", self.answer_timeout)
+                )
+                error = TransportError(
+                    f"no connection to the API within the {which} timeout ({seconds:g} s)",
+                    outcome_unknown=False, retryable=True,
+                )
+            elif bound == "first":
                 error = TransportError(
                     f"no answer from the API within the read timeout ({self.read_timeout:g} s)",
                     outcome_unknown=True,

@@ -182,6 +182,7 @@ class ThroughputLimiter:
         self._target = paced_target
         self._spreads = _START_SPREADS
         self._headroom = 0.0
+        self._wanted_headroom = 0.0
         self._excess_cap = math.inf
         self._paced_margin = paced_margin
         self._last_finished: Ticket | None = None
@@ -283,6 +284,7 @@ class ThroughputLimiter:
         self._fraction = fraction
         self._limit = max(1, math.floor(self.rate * fraction))
         self._last_change = now
+        self._headroom = min(self._wanted_headroom, self._limit - 1)
         self._refill(now)
         self._new_pacer()
         self._tokens = min(self._tokens, self._capacity)
@@ -475,10 +477,12 @@ class ThroughputLimiter:
             spread = max(0.836 * (ordered[3 * count // 4] - ordered[count // 4]), self._batch_gap)
             headroom = self._spreads * math.sqrt(self.current_rate * spread / 2)
             if self.current_rate * (mean - floor) < headroom:
-                self._headroom, self._excess_cap = 0.0, math.inf
+                self._wanted_headroom, self._excess_cap = 0.0, math.inf
             else:
                 floor = ordered[count // 2]
-                self._headroom, self._excess_cap = headroom, _EXCESS_CAP * spread
+                self._wanted_headroom, self._excess_cap = headroom, _EXCESS_CAP * spread
+            # Never the whole limit: a start must stay possible, or no answer comes to lower it.
+            self._headroom = min(self._wanted_headroom, self._limit - 1)
         self._floor = min(floor, self.latency_cap)
         self._mean_latency = mean
 
