@@ -245,3 +245,22 @@ def test_a_zero_tick_wakes_up_for_each_start() -> None:
 
     starts, wake_ups = run(scenario())
     assert wake_ups >= starts - 2 * 20
+
+
+def test_a_ticket_given_back_after_the_window_counted_it_arrived_is_not_counted_out_twice() -> None:
+    """A waiter granted a ticket and cancelled only after the loop stalled past ``latency_cap``:
+    the window already counted that ticket as arrived, so giving it back must not free a second
+    slot (which would let one start too many). Drives the give-back directly: the stall itself
+    cannot be staged on a virtual clock."""
+
+    async def scenario() -> tuple[int, int]:
+        limiter = ThroughputLimiter(10, latency_cap=0.5)
+        ticket = await limiter.acquire()
+        await asyncio.sleep(1.0)
+        limiter._expire(asyncio.get_running_loop().time())
+        limiter._give_back(ticket)
+        return limiter._flying, limiter.in_window
+
+    flying, in_window = run(scenario())
+    assert flying == 0
+    assert in_window >= 0

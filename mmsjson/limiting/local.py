@@ -424,9 +424,12 @@ class ThroughputLimiter:
         return ticket
 
     def _give_back(self, ticket: Ticket) -> None:
-        """A ticket granted to a cancelled wait: it never started, so it frees its slot at once."""
-        ticket.until = -math.inf
-        self._flying -= 1
+        """A ticket granted to a cancelled wait: it never started, so it frees its slot at once
+        (unless the loop stalled past ``latency_cap`` and the window already counted it arrived:
+        then it stays counted until released, never counted out twice)."""
+        if ticket.until == math.inf:
+            ticket.until = -math.inf
+            self._flying -= 1
         self._tokens = min(self._capacity, self._tokens + 1.0)
         self._wake_waiters()
 
