@@ -46,7 +46,6 @@ from mmsjson.transport import AiohttpTransport, PreparedRequest, Transport, pool
 
 __all__ = ["API_KEY_ENV", "BASE_URL_ENV", "SENDER_ENV", "SERVICE_ID_ENV", "ClientStats", "MMSClient"]
 
-_NO_OVERRIDES = (None, None, None, None)
 API_KEY_ENV = "MMSJSON_API_KEY"
 BASE_URL_ENV = "MMSJSON_BASE_URL"
 SERVICE_ID_ENV = "MMSJSON_SERVICE_ID"
@@ -267,20 +266,24 @@ class MMSClient:
         return self.flavour.send_saved(mms_id, to, **options)
 
     def _job_request(self, job: BulkJob) -> PreparedRequest:
-        if not isinstance(job, BulkJob):
+        if type(job) is not BulkJob and not isinstance(job, BulkJob):
             raise ValidationError("job", f"must be a BulkJob, not {type(job).__name__}")
-        if (job.mms is None) == (job.mms_id is None):
+        mms = job.mms
+        if (mms is None) == (job.mms_id is None):
             raise ValidationError("job", "give exactly one of mms and mms_id")
         to = normalize_number(job.to, field="to")
-        others = list(job.to_displayonly) or None
-        if job.mms is not None:
-            if (job.custom_texts, job.subject, job.fallback_sms_text, job.expires_at) != _NO_OVERRIDES:
+        others = job.to_displayonly or None
+        if mms is not None:
+            if not (
+                job.custom_texts is None and job.subject is None
+                and job.fallback_sms_text is None and job.expires_at is None
+            ):
                 raise ValidationError(
                     sorted(job.template_overrides)[0], "applies to a saved template (mms_id) only; "
                     "an MMS carries its own"
                 )
             return self.flavour.send(
-                job.mms, to, to_displayonly=others, service_id=job.service_id or self.service_id,
+                mms, to, to_displayonly=others, service_id=job.service_id or self.service_id,
                 sender=job.sender or self.sender, from_mask=job.from_mask,
                 client_reference=job.client_reference,
             )
