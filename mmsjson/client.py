@@ -266,14 +266,21 @@ class MMSClient:
         return self.flavour.send_saved(mms_id, to, **options)
 
     def _job_request(self, job: BulkJob) -> PreparedRequest:
+        """The request of one bulk job; of its errors, a bad recipient's is the one raised."""
         if type(job) is not BulkJob and not isinstance(job, BulkJob):
             raise ValidationError("job", f"must be a BulkJob, not {type(job).__name__}")
         mms = job.mms
         if (mms is None) == (job.mms_id is None):
             raise ValidationError("job", "give exactly one of mms and mms_id")
-        to = normalize_number(job.to, field="to")
         others = job.to_displayonly or None
-        if mms is not None:
+        if mms is None:
+            assert job.mms_id is not None
+            return self._send_saved_request(
+                job.mms_id, normalize_number(job.to, field="to"), to_displayonly=others,
+                service_id=job.service_id, sender=job.sender, from_mask=job.from_mask,
+                client_reference=job.client_reference, **job.template_overrides,
+            )
+        try:
             if not (
                 job.custom_texts is None and job.subject is None
                 and job.fallback_sms_text is None and job.expires_at is None
@@ -282,16 +289,14 @@ class MMSClient:
                     sorted(job.template_overrides)[0], "applies to a saved template (mms_id) only; "
                     "an MMS carries its own"
                 )
-            return self.flavour.send(
-                mms, to, to_displayonly=others, service_id=job.service_id or self.service_id,
+            return self.flavour.send(  # it reads the recipient once, where it is cached
+                mms, job.to, to_displayonly=others, service_id=job.service_id or self.service_id,
                 sender=job.sender or self.sender, from_mask=job.from_mask,
                 client_reference=job.client_reference,
             )
-        assert job.mms_id is not None
-        return self._send_saved_request(
-            job.mms_id, to, to_displayonly=others, service_id=job.service_id, sender=job.sender,
-            from_mask=job.from_mask, client_reference=job.client_reference, **job.template_overrides,
-        )
+        except Exception:
+            normalize_number(job.to, field="to")
+            raise
 
     # -- single requests ---------------------------------------------------------------------------
 

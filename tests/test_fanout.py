@@ -20,6 +20,7 @@ from mmsjson import (
     OutcomeStatus,
     PreparedRequest,
     RawResponse,
+    Slide,
     ValidationError,
 )
 from mmsjson.errors import StoreError
@@ -428,3 +429,27 @@ async def test_a_job_source_failing_midway_ends_the_run_with_its_error_after_wha
             await _collect(run)
     assert sorted(sent) == ["17745550000", "17745550001", "17745550002"]
     assert sorted(o.to for o in reported) == sorted(sent)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"mms": MMS(slides=[Slide(text="no fallback text")])},
+        {"mms": MMS(slides=[Slide(text="hi")], fallback_sms_text="hi"), "subject": "a template's"},
+        {"mms": MMS(slides=[Slide(text="hi")], fallback_sms_text="hi"), "sender": "12"},
+    ],
+)
+async def test_of_a_bad_jobs_errors_its_recipients_is_the_one_reported(
+    make_client: Callable[..., MMSClient], fields: dict[str, Any]
+) -> None:
+    async with make_client() as client:
+        outcomes = [o async for o in client.send_bulk([BulkJob(to="not a number", **fields)])]
+    assert isinstance(outcomes[0].error, ValidationError) and outcomes[0].error.path == "to"
+
+
+async def test_a_bulk_job_reaches_the_wire_with_its_recipient_normalised(
+    fake: FakeMMSServer, make_client: Callable[..., MMSClient], mms: MMS
+) -> None:
+    async with make_client() as client:
+        outcomes = [o async for o in client.send_bulk([BulkJob(to="+1 (774) 555-0001", mms=mms)])]
+    assert outcomes[0].to == "17745550001" and fake.deliveries() == {"17745550001": 1}
