@@ -45,6 +45,8 @@ __all__ = ["group_jobs", "run_group", "stream_bulk"]
 Prepare = Callable[[BulkJob], PreparedRequest]
 #: Reads an accepted answer as a result (the flavour's ``send_result``).
 ReadResult = Callable[[Answer], SendResult]
+#: Reads the tracking id of an accepted answer: all a bulk outcome keeps of it.
+ReadTrackingId = Callable[[Answer], str | None]
 
 
 #: Whether ``BulkOutcome`` is what :func:`_bulk_outcome` fills by hand: exactly these slotted
@@ -67,6 +69,10 @@ _OUTCOME_SLOTS: tuple[Callable[[BulkOutcome, Any], None], ...] = (
     tuple(getattr(BulkOutcome, a.name).__set__ for a in BulkOutcome.__attrs_attrs__)
     if _OUTCOME_BY_HAND else ()
 )
+
+
+#: ``OutcomeStatus.ACCEPTED`` without an enum look-up per job.
+_ACCEPTED = OutcomeStatus.ACCEPTED
 
 
 def _bulk_outcome(
@@ -169,7 +175,8 @@ def _replayed(entry: JournalEntry, job: BulkJob, index: int) -> BulkOutcome:
 
 
 def _settled(
-    delivered: tuple[Answer, int] | MMSError, to: str, result: ReadResult, job: BulkJob, index: int
+    delivered: tuple[Answer, int] | MMSError, to: str, tracking_id: ReadTrackingId, job: BulkJob,
+    index: int,
 ) -> BulkOutcome:
     """The job's outcome from what :meth:`Pipeline.attempt` returned."""
     if isinstance(delivered, MMSError):
@@ -178,7 +185,7 @@ def _settled(
         )
     answer, attempts = delivered
     return _bulk_outcome(
-        to, OutcomeStatus.ACCEPTED, result(answer).tracking_id, None, attempts, job, index
+        to, _ACCEPTED, tracking_id(answer), None, attempts, job, index
     )
 
 
@@ -201,7 +208,7 @@ async def _journaled(
     job: BulkJob,
     request: PreparedRequest,
     pipeline: Pipeline,
-    result: ReadResult,
+    tracking_id: ReadTrackingId,
     stop: StopToken,
     journal: BulkJournal,
 ) -> BulkOutcome:
@@ -223,7 +230,7 @@ async def _journaled(
             await pipeline.attempt(
                 request, before_wire=partial(journal.sending, key, to), stop=stop
             ),
-            to, result, job, index,
+            to, tracking_id, job, index,
         )
         await journal.record(
             key, to, outcome.status, tracking_id=outcome.tracking_id, error=outcome.error
@@ -269,7 +276,7 @@ async def stream_bulk(
     jobs: Iterable[BulkJob] | AsyncIterable[BulkJob],
     prepare: Prepare,
     pipeline: Pipeline,
-    result: ReadResult,
+    tracking_id: ReadTrackingId,
     *,
     max_pending: int,
     progress: Callable[[BulkProgress], object] | None = None,
@@ -360,7 +367,7 @@ async def stream_bulk(
                 else:
                     if journal is not None:
                         outcome = await _journaled(
-                            index, job, request, pipeline, result, stop, journal
+                            index, job, request, pipeline, tracking_id, stop, journal
                         )
                     else:  # what Pipeline.attempt does with no hook, a coroutine less per job
                         try:
@@ -372,8 +379,8 @@ async def stream_bulk(
                             )
                         else:
                             outcome = _bulk_outcome(
-                                request.recipients[0], OutcomeStatus.ACCEPTED,
-                                result(answer).tracking_id, None, attempts, job, index,
+                                request.recipients[0], _ACCEPTED,
+                                tracking_id(answer), None, attempts, job, index,
                             )
                 finished.append(outcome)
                 if wake is not None and not wake.done():

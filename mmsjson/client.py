@@ -500,10 +500,14 @@ class MMSClient:
         else:
             opened, owned = BulkJournal(journal), True
         batcher = batcher_of(self.flavour)
+        flavour = self.flavour
+        tracking_id: Callable[[Any], str | None] = getattr(
+            flavour, "send_tracking_id", lambda answer: flavour.send_result(answer).tracking_id
+        )
         try:
             async with contextlib.aclosing(
                 stream_bulk(
-                    jobs, self._job_request, self._pipeline, self.flavour.send_result,
+                    jobs, self._job_request, self._pipeline, tracking_id,
                     max_pending=max_pending or 2 * self.max_in_flight,
                     progress=progress, journal=opened,
                 ) if batcher is None else stream_batched(

@@ -453,3 +453,39 @@ async def test_a_bulk_job_reaches_the_wire_with_its_recipient_normalised(
     async with make_client() as client:
         outcomes = [o async for o in client.send_bulk([BulkJob(to="+1 (774) 555-0001", mms=mms)])]
     assert outcomes[0].to == "17745550001" and fake.deliveries() == {"17745550001": 1}
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"status": "success", "tracking-id": "T1", "to": "17745550001"},
+        {"status": "success", "tracking-id": 5},
+        {"status": "success", "tracking-id": None},
+        {"status": "success"},
+    ],
+)
+async def test_a_bulk_outcome_has_the_tracking_id_a_send_reads_from_the_same_answer(
+    mms: MMS, answer: dict[str, Any]
+) -> None:
+    client = mocked(lambda request: RawResponse.from_json(answer))
+    sent = await client.send(mms, "17745550001")
+    outcomes = [o async for o in client.send_bulk([BulkJob(to="17745550001", mms=mms)])]
+    assert outcomes[0].status == "accepted" and outcomes[0].tracking_id == sent.tracking_id
+
+
+async def test_a_flavour_that_only_reads_whole_results_gives_bulk_outcomes_their_tracking_id(
+    mms: MMS,
+) -> None:
+    client = mocked(accept)
+
+    class Plain:
+        """The JSON flavour without its tracking-id reader."""
+
+        def __getattr__(self, name: str) -> Any:
+            if name == "send_tracking_id":
+                raise AttributeError(name)
+            return getattr(flavour, name)
+
+    flavour, client.flavour = client.flavour, Plain()
+    outcomes = [o async for o in client.send_bulk([BulkJob(to="17745550001", mms=mms)])]
+    assert outcomes[0].tracking_id == "17745550001"
