@@ -267,7 +267,7 @@ class MMSClient:
 
     def _job_request(self, job: BulkJob) -> PreparedRequest:
         """The request of one bulk job; of its errors, a bad recipient's is the one raised."""
-        if type(job) is not BulkJob and not isinstance(job, BulkJob):
+        if not isinstance(job, BulkJob):
             raise ValidationError("job", f"must be a BulkJob, not {type(job).__name__}")
         mms = job.mms
         if (mms is None) == (job.mms_id is None):

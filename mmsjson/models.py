@@ -737,6 +737,8 @@ _BULK_JOB_TYPES: tuple[tuple[str, type | tuple[type, ...], str], ...] = (
     ("fallback_sms_text", str, "a string"),
     ("expires_at", datetime, "a datetime"),
 )
+
+
 def _check_bulk_job_types(job: BulkJob) -> None:
     """Refuse the first field (in field order) that is neither ``None`` nor of its type."""
     for name, kind, words in _BULK_JOB_TYPES:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from mmsjson import (
@@ -22,7 +23,9 @@ from mmsjson import (
     RawResponse,
     Slide,
     ValidationError,
+    _fanout,
 )
+from mmsjson._fanout import _bulk_outcome
 from mmsjson.errors import StoreError
 from mmsjson.testing import FakeMMSServer, Handler, MockTransport
 
@@ -489,3 +492,27 @@ async def test_a_flavour_that_only_reads_whole_results_gives_bulk_outcomes_their
     flavour, client.flavour = client.flavour, Plain()
     outcomes = [o async for o in client.send_bulk([BulkJob(to="17745550001", mms=mms)])]
     assert outcomes[0].tracking_id == "17745550001"
+
+
+def outcome_fields(job: BulkJob) -> dict[str, Any]:
+    return {"to": "17745550001", "status": OutcomeStatus.ACCEPTED, "tracking_id": "T", "error": None,
+            "attempts": 1, "job": job, "index": 7}
+
+
+def test_a_bulk_outcome_built_by_hand_is_the_one_the_class_builds(mms: MMS) -> None:
+    job = BulkJob(to="17745550001", mms=mms)
+    by_hand, by_class = _bulk_outcome(**outcome_fields(job)), BulkOutcome(**outcome_fields(job))
+    assert type(by_hand) is BulkOutcome
+    assert (by_hand, repr(by_hand), hash(by_hand)) == (by_class, repr(by_class), hash(by_class))
+    assert attrs.asdict(by_hand, recurse=False) == attrs.asdict(by_class, recurse=False)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        by_hand.index = 8  # type: ignore[misc]
+
+
+def test_a_bulk_outcome_is_built_by_its_class_when_the_class_is_not_what_was_expected(
+    mms: MMS, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_fanout, "_OUTCOME_BY_HAND", False)
+    monkeypatch.setattr(_fanout, "_OUTCOME_SLOTS", ())
+    job = BulkJob(to="17745550001", mms=mms)
+    assert _bulk_outcome(**outcome_fields(job)) == BulkOutcome(**outcome_fields(job))
