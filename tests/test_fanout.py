@@ -442,7 +442,7 @@ async def test_a_job_source_failing_midway_ends_the_run_with_its_error_after_wha
         {"mms": MMS(slides=[Slide(text="hi")], fallback_sms_text="hi"), "sender": "12"},
     ],
 )
-async def test_of_a_bad_jobs_errors_its_recipients_is_the_one_reported(
+async def test_a_job_with_a_bad_recipient_and_another_fault_is_rejected_for_its_recipient(
     make_client: Callable[..., MMSClient], fields: dict[str, Any]
 ) -> None:
     async with make_client() as client:
