@@ -46,7 +46,6 @@ from mmsjson.transport import AiohttpTransport, PreparedRequest, Transport, pool
 
 __all__ = ["API_KEY_ENV", "BASE_URL_ENV", "SENDER_ENV", "SERVICE_ID_ENV", "ClientStats", "MMSClient"]
 
-_NO_OVERRIDES = (None, None, None, None)
 API_KEY_ENV = "MMSJSON_API_KEY"
 BASE_URL_ENV = "MMSJSON_BASE_URL"
 SERVICE_ID_ENV = "MMSJSON_SERVICE_ID"
@@ -267,28 +266,37 @@ class MMSClient:
         return self.flavour.send_saved(mms_id, to, **options)
 
     def _job_request(self, job: BulkJob) -> PreparedRequest:
+        """The request of one bulk job; of its errors, a bad recipient's is the one raised."""
         if not isinstance(job, BulkJob):
             raise ValidationError("job", f"must be a BulkJob, not {type(job).__name__}")
-        if (job.mms is None) == (job.mms_id is None):
+        mms = job.mms
+        if (mms is None) == (job.mms_id is None):
             raise ValidationError("job", "give exactly one of mms and mms_id")
-        to = normalize_number(job.to, field="to")
-        others = list(job.to_displayonly) or None
-        if job.mms is not None:
-            if (job.custom_texts, job.subject, job.fallback_sms_text, job.expires_at) != _NO_OVERRIDES:
+        others = job.to_displayonly or None
+        if mms is None:
+            assert job.mms_id is not None
+            return self._send_saved_request(
+                job.mms_id, normalize_number(job.to, field="to"), to_displayonly=others,
+                service_id=job.service_id, sender=job.sender, from_mask=job.from_mask,
+                client_reference=job.client_reference, **job.template_overrides,
+            )
+        try:
+            if not (
+                job.custom_texts is None and job.subject is None
+                and job.fallback_sms_text is None and job.expires_at is None
+            ):
                 raise ValidationError(
                     sorted(job.template_overrides)[0], "applies to a saved template (mms_id) only; "
                     "an MMS carries its own"
                 )
-            return self.flavour.send(
-                job.mms, to, to_displayonly=others, service_id=job.service_id or self.service_id,
+            return self.flavour.send(  # it reads the recipient once, where it is cached
+                mms, job.to, to_displayonly=others, service_id=job.service_id or self.service_id,
                 sender=job.sender or self.sender, from_mask=job.from_mask,
                 client_reference=job.client_reference,
             )
-        assert job.mms_id is not None
-        return self._send_saved_request(
-            job.mms_id, to, to_displayonly=others, service_id=job.service_id, sender=job.sender,
-            from_mask=job.from_mask, client_reference=job.client_reference, **job.template_overrides,
-        )
+        except Exception:
+            normalize_number(job.to, field="to")
+            raise
 
     # -- single requests ---------------------------------------------------------------------------
 
@@ -492,10 +500,14 @@ class MMSClient:
         else:
             opened, owned = BulkJournal(journal), True
         batcher = batcher_of(self.flavour)
+        flavour = self.flavour
+        tracking_id: Callable[[Any], str | None] = getattr(
+            flavour, "send_tracking_id", lambda answer: flavour.send_result(answer).tracking_id
+        )
         try:
             async with contextlib.aclosing(
                 stream_bulk(
-                    jobs, self._job_request, self._pipeline, self.flavour.send_result,
+                    jobs, self._job_request, self._pipeline, tracking_id,
                     max_pending=max_pending or 2 * self.max_in_flight,
                     progress=progress, journal=opened,
                 ) if batcher is None else stream_batched(

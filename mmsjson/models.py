@@ -721,12 +721,30 @@ def _participants(value: Iterable[str] | None) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _of_type(kind: type | tuple[type, ...], words: str) -> Any:
-    def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        if value is not None and not isinstance(value, kind):
-            raise ValidationError(attribute.name, f"must be {words}, not {type(value).__name__}")
+#: What each type-checked field of a :class:`BulkJob` must be, in field order: the type and its
+#: words in the error.
+_BULK_JOB_TYPES: tuple[tuple[str, type | tuple[type, ...], str], ...] = (
+    ("to", str, "a phone number as a string"),
+    ("mms", MMS, "an MMS"),
+    ("mms_id", str, "the template's id as a string"),
+    ("client_reference", str, "a string"),
+    ("custom_texts", Mapping, "a mapping of slide numbers to texts"),
+    ("key", str, "a string"),
+    ("service_id", str, "a string"),
+    ("sender", str, "a short code or number as a string"),
+    ("from_mask", str, "a string"),
+    ("subject", str, "a string"),
+    ("fallback_sms_text", str, "a string"),
+    ("expires_at", datetime, "a datetime"),
+)
 
-    return check
+
+def _check_bulk_job_types(job: BulkJob) -> None:
+    """Refuse the first field (in field order) that is neither ``None`` nor of its type."""
+    for name, kind, words in _BULK_JOB_TYPES:
+        value = getattr(job, name)
+        if value is not None and not isinstance(value, kind):
+            raise ValidationError(name, f"must be {words}, not {type(value).__name__}")
 
 
 @frozen(kw_only=True)
@@ -743,21 +761,33 @@ class BulkJob:
     (``mms_id`` jobs only: content given as ``mms`` carries its own).
     """
 
-    to: str = field(validator=_of_type(str, "a phone number as a string"))
-    mms: MMS | None = field(default=None, validator=_of_type(MMS, "an MMS"))
-    mms_id: str | None = field(default=None, validator=_of_type(str, "the template's id as a string"))
+    to: str
+    mms: MMS | None = None
+    mms_id: str | None = None
     to_displayonly: tuple[str, ...] = field(default=(), converter=_participants)
-    client_reference: str | None = field(default=None, validator=_of_type(str, "a string"))
-    custom_texts: Mapping[int, str] | None = field(
-        default=None, validator=_of_type(Mapping, "a mapping of slide numbers to texts")
-    )
-    key: str | None = field(default=None, validator=_of_type(str, "a string"))
-    service_id: str | None = field(default=None, validator=_of_type(str, "a string"))
-    sender: str | None = field(default=None, validator=_of_type(str, "a short code or number as a string"))
-    from_mask: str | None = field(default=None, validator=_of_type(str, "a string"))
-    subject: str | None = field(default=None, validator=_of_type(str, "a string"))
-    fallback_sms_text: str | None = field(default=None, validator=_of_type(str, "a string"))
-    expires_at: datetime | None = field(default=None, validator=_of_type(datetime, "a datetime"))
+    client_reference: str | None = None
+    custom_texts: Mapping[int, str] | None = None
+    key: str | None = None
+    service_id: str | None = None
+    sender: str | None = None
+    from_mask: str | None = None
+    subject: str | None = None
+    fallback_sms_text: str | None = None
+    expires_at: datetime | None = None
+
+    def __attrs_post_init__(self) -> None:
+        """Check the fields' types in one call: a job of plain strings and an MMS, without
+        overrides, is one expression."""
+        mms, mms_id, reference, key = self.mms, self.mms_id, self.client_reference, self.key
+        if not (
+            type(self.to) is str and (mms is None or type(mms) is MMS)
+            and (mms_id is None or type(mms_id) is str)
+            and (reference is None or type(reference) is str) and (key is None or type(key) is str)
+            and self.custom_texts is None and self.service_id is None and self.sender is None
+            and self.from_mask is None and self.subject is None and self.fallback_sms_text is None
+            and self.expires_at is None
+        ):
+            _check_bulk_job_types(self)
 
     @property
     def template_overrides(self) -> dict[str, Any]:

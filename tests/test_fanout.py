@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from mmsjson import (
@@ -20,8 +21,11 @@ from mmsjson import (
     OutcomeStatus,
     PreparedRequest,
     RawResponse,
+    Slide,
     ValidationError,
+    _fanout,
 )
+from mmsjson._fanout import _bulk_outcome
 from mmsjson.errors import StoreError
 from mmsjson.testing import FakeMMSServer, Handler, MockTransport
 
@@ -428,3 +432,87 @@ async def test_a_job_source_failing_midway_ends_the_run_with_its_error_after_wha
             await _collect(run)
     assert sorted(sent) == ["17745550000", "17745550001", "17745550002"]
     assert sorted(o.to for o in reported) == sorted(sent)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"mms": MMS(slides=[Slide(text="no fallback text")])},
+        {"mms": MMS(slides=[Slide(text="hi")], fallback_sms_text="hi"), "subject": "a template's"},
+        {"mms": MMS(slides=[Slide(text="hi")], fallback_sms_text="hi"), "sender": "12"},
+    ],
+)
+async def test_a_job_with_a_bad_recipient_and_another_fault_is_rejected_for_its_recipient(
+    make_client: Callable[..., MMSClient], fields: dict[str, Any]
+) -> None:
+    async with make_client() as client:
+        outcomes = [o async for o in client.send_bulk([BulkJob(to="not a number", **fields)])]
+    assert isinstance(outcomes[0].error, ValidationError) and outcomes[0].error.path == "to"
+
+
+async def test_a_bulk_job_reaches_the_wire_with_its_recipient_normalised(
+    fake: FakeMMSServer, make_client: Callable[..., MMSClient], mms: MMS
+) -> None:
+    async with make_client() as client:
+        outcomes = [o async for o in client.send_bulk([BulkJob(to="+1 (774) 555-0001", mms=mms)])]
+    assert outcomes[0].to == "17745550001" and fake.deliveries() == {"17745550001": 1}
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"status": "success", "tracking-id": "T1", "to": "17745550001"},
+        {"status": "success", "tracking-id": 5},
+        {"status": "success", "tracking-id": None},
+        {"status": "success"},
+    ],
+)
+async def test_a_bulk_outcome_has_the_tracking_id_a_send_reads_from_the_same_answer(
+    mms: MMS, answer: dict[str, Any]
+) -> None:
+    client = mocked(lambda request: RawResponse.from_json(answer))
+    sent = await client.send(mms, "17745550001")
+    outcomes = [o async for o in client.send_bulk([BulkJob(to="17745550001", mms=mms)])]
+    assert outcomes[0].status == "accepted" and outcomes[0].tracking_id == sent.tracking_id
+
+
+async def test_a_flavour_that_only_reads_whole_results_gives_bulk_outcomes_their_tracking_id(
+    mms: MMS,
+) -> None:
+    client = mocked(accept)
+
+    class Plain:
+        """The JSON flavour without its tracking-id reader."""
+
+        def __getattr__(self, name: str) -> Any:
+            if name == "send_tracking_id":
+                raise AttributeError(name)
+            return getattr(flavour, name)
+
+    flavour, client.flavour = client.flavour, Plain()
+    outcomes = [o async for o in client.send_bulk([BulkJob(to="17745550001", mms=mms)])]
+    assert outcomes[0].tracking_id == "17745550001"
+
+
+def outcome_fields(job: BulkJob) -> dict[str, Any]:
+    return {"to": "17745550001", "status": OutcomeStatus.ACCEPTED, "tracking_id": "T", "error": None,
+            "attempts": 1, "job": job, "index": 7}
+
+
+def test_a_bulk_outcome_built_by_hand_is_the_one_the_class_builds(mms: MMS) -> None:
+    job = BulkJob(to="17745550001", mms=mms)
+    by_hand, by_class = _bulk_outcome(**outcome_fields(job)), BulkOutcome(**outcome_fields(job))
+    assert type(by_hand) is BulkOutcome
+    assert (by_hand, repr(by_hand), hash(by_hand)) == (by_class, repr(by_class), hash(by_class))
+    assert attrs.asdict(by_hand, recurse=False) == attrs.asdict(by_class, recurse=False)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        by_hand.index = 8  # type: ignore[misc]
+
+
+def test_a_bulk_outcome_is_built_by_its_class_when_the_class_is_not_what_was_expected(
+    mms: MMS, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_fanout, "_OUTCOME_BY_HAND", False)
+    monkeypatch.setattr(_fanout, "_OUTCOME_SLOTS", ())
+    job = BulkJob(to="17745550001", mms=mms)
+    assert _bulk_outcome(**outcome_fields(job)) == BulkOutcome(**outcome_fields(job))

@@ -619,3 +619,40 @@ def test_the_first_field_in_order_is_the_one_refused() -> None:
 
 def test_slides_given_as_a_generator_are_taken() -> None:
     assert len(MMS(slides=(Slide(text=t) for t in "ab"), fallback_sms_text="x").slides) == 2
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"to": 17745559144}, "to: must be a phone number as a string, not int"),
+        ({"mms": "not an MMS"}, "mms: must be an MMS, not str"),
+        ({"mms_id": 35674}, "mms_id: must be the template's id as a string, not int"),
+        ({"client_reference": 7}, "client_reference: must be a string, not int"),
+        ({"custom_texts": [1]}, "custom_texts: must be a mapping of slide numbers to texts, not list"),
+        ({"key": ["k"]}, "key: must be a string, not list"),
+        ({"service_id": 1}, "service_id: must be a string, not int"),
+        ({"sender": 12345}, "sender: must be a short code or number as a string, not int"),
+        ({"from_mask": b"ACME"}, "from_mask: must be a string, not bytes"),
+        ({"subject": 1}, "subject: must be a string, not int"),
+        ({"fallback_sms_text": 1}, "fallback_sms_text: must be a string, not int"),
+        ({"expires_at": "tomorrow"}, "expires_at: must be a datetime, not str"),
+    ],
+)
+def test_a_bulk_job_says_what_type_each_field_must_be(fields: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        BulkJob(**{"to": "17745559144", "mms_id": "1", **fields})  # type: ignore[arg-type]
+    assert str(info.value) == message
+
+
+def test_a_bulk_job_with_several_wrong_types_names_the_first_field() -> None:
+    with pytest.raises(ValidationError) as info:
+        BulkJob(to="17745559144", mms_id=1, expires_at="x", sender=2)  # type: ignore[arg-type]
+    assert info.value.path == "mms_id"
+
+
+def test_a_bulk_job_takes_subclasses_of_its_field_types() -> None:
+    class Number(str):
+        pass
+
+    job = BulkJob(to=Number("17745559144"), mms_id=Number("1"), custom_texts={1: "hi"})
+    assert job.to == "17745559144"

@@ -339,6 +339,15 @@ def structure_send_result(payload: Mapping[str, Any]) -> SendResult:
     return result
 
 
+def send_tracking_id(payload: Mapping[str, Any]) -> str:
+    """``structure_send_result(payload).tracking_id`` without building the result: a bulk job's
+    outcome keeps nothing else of the answer."""
+    if _SEND_BY_HAND and type(payload) is dict and "tracking-id" in payload:
+        tracking_id = payload["tracking-id"]
+        return tracking_id if isinstance(tracking_id, str) else ""
+    return structure_send_result(payload).tracking_id
+
+
 def structure_save_result(payload: Mapping[str, Any]) -> SaveResult:
     """A ``status: success`` answer to ``savemms``; unknown keys are kept in raw."""
     if "tracking-id" not in payload:
@@ -761,6 +770,10 @@ class JsonFlavour:
 
     def send_result(self, answer: Answer) -> SendResult:
         return structure_send_result(answer)
+
+    def send_tracking_id(self, answer: Answer) -> str:
+        """``send_result(answer).tracking_id``: what a bulk run reads of each accepted answer."""
+        return send_tracking_id(answer)
 
     def save_result(self, answer: Answer) -> SaveResult:
         return structure_save_result(answer)
