@@ -244,10 +244,10 @@ class ThroughputLimiter:
 
     def _new_max_in_flight(self) -> None:
         cold = max(16, math.ceil(self.rate / 10))
-        if self._mean_latency is None:
-            self._max_in_flight = cold
-        else:
-            self._max_in_flight = max(cold, math.ceil(2 * self.current_rate * self._mean_latency) + self.burst)
+        mean = self._mean_latency
+        self._max_in_flight = (
+            cold if mean is None else max(cold, math.ceil(2 * self.current_rate * mean) + self.burst)
+        )
 
     def _has_room(self) -> bool:
         return (
