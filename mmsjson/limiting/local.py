@@ -256,6 +256,15 @@ class ThroughputLimiter:
             and self._tokens >= 1.0
         )
 
+    def _room(self) -> int:
+        """How many starts may go now: as many as :meth:`_has_room` would let through one by one."""
+        in_window = self._flying + len(self._released)
+        return max(0, min(
+            math.ceil(self._limit - self._headroom - in_window),
+            self._max_in_flight - self._flying,
+            math.floor(self._tokens),
+        ))
+
     @property
     def in_window(self) -> int:
         """Tickets counted against the window now: in flight, or answered and not yet released."""
@@ -354,13 +363,13 @@ class ThroughputLimiter:
         self._expire(now)
         self._refill(now)
         waiters = self._waiters
-        released = False
-        while waiters and self._has_room():
+        room = free = self._room()
+        while waiters and room:
             waiter = waiters.popleft()
             if not waiter.done():
                 waiter.set_result(self._take(now))
-                released = True
-        if released:
+                room -= 1
+        if room < free:
             self._last_batch = now
         while waiters and waiters[0].done():
             waiters.popleft()
