@@ -4,6 +4,10 @@ changes that can, each of which must still wake the waiters at once (virtual loo
 from __future__ import annotations
 
 import asyncio
+import bisect
+import random
+
+import pytest
 
 from mmsjson import ThroughputLimiter
 from tests.virtual_clock import run
@@ -87,5 +91,56 @@ def test_a_floor_learned_from_an_answer_lets_a_waiter_start_that_much_sooner() -
         assert ticket.at - (first.at + limiter.window + 0.1 - limiter.floor) < 0.001
         limiter.finished(ticket)
         await limiter.aclose()
+
+    run(scenario())
+
+
+def test_a_wait_that_begins_behind_cancelled_waits_still_starts_when_a_slot_frees() -> None:
+    async def scenario() -> None:
+        limiter = ThroughputLimiter(2, latency_cap=3.0)
+        held = [await limiter.acquire(), await limiter.acquire()]
+        cancelled = [asyncio.ensure_future(limiter.acquire()) for _ in range(3)]
+        await asyncio.sleep(0.1)
+        for wait in cancelled:
+            wait.cancel()
+        await asyncio.gather(*cancelled, return_exceptions=True)
+        late = asyncio.ensure_future(limiter.acquire())
+        await asyncio.sleep(0.1)
+        limiter.finished(held[0])
+        ticket = await late
+        assert held[0].latency is not None
+        assert ticket.at - (held[0].at + limiter.window + held[0].latency) < 0.001
+        limiter.finished(held[1])
+        limiter.finished(ticket)
+        await limiter.aclose()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("tick", [0.0, 0.01, 0.1])
+@pytest.mark.parametrize("rate", [1, 7, 1000])
+def test_starts_stay_within_the_rate_while_waits_are_cancelled_at_random(rate: int, tick: float) -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        limiter = ThroughputLimiter(rate, tick=tick)
+        chance = random.Random(rate * 1000 + int(tick * 1000))
+        starts: list[float] = []
+        end = 4.0
+
+        async def worker() -> None:
+            while loop.time() < end:
+                try:
+                    ticket = await asyncio.wait_for(limiter.acquire(), chance.uniform(0.001, 1.5))
+                except TimeoutError:
+                    continue
+                starts.append(loop.time())
+                await asyncio.sleep(chance.uniform(0.0, 0.05))
+                limiter.finished(ticket)
+
+        await asyncio.gather(*(worker() for _ in range(min(3 * rate, 200))))
+        await limiter.aclose()
+        starts.sort()
+        assert len(starts) >= rate
+        assert max(bisect.bisect_left(starts, t + 1.0) - i for i, t in enumerate(starts)) <= rate
 
     run(scenario())
