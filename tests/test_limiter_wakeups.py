@@ -144,3 +144,20 @@ def test_starts_stay_within_the_rate_while_waits_are_cancelled_at_random(rate: i
         assert max(bisect.bisect_left(starts, t + 1.0) - i for i, t in enumerate(starts)) <= rate
 
     run(scenario())
+
+
+def test_waiters_left_after_close_are_woken_by_the_next_answer() -> None:
+    async def scenario() -> None:
+        limiter = ThroughputLimiter(2, latency_cap=3.0)
+        held = [await limiter.acquire(), await limiter.acquire()]
+        waiter = asyncio.ensure_future(limiter.acquire())
+        await asyncio.sleep(0.1)
+        limiter.finished(held[0])
+        await limiter.aclose()
+        limiter.finished(held[1])
+        ticket = await asyncio.wait_for(waiter, 10.0)
+        assert held[0].latency is not None
+        assert ticket.at - (held[0].at + limiter.window + held[0].latency) < 0.001
+        limiter.finished(ticket)
+
+    run(scenario())

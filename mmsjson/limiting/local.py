@@ -51,7 +51,10 @@ below 1,000/s, where batching saves little. Each start is stamped with the time 
 let go, so a delayed start never lets a later one cluster: the window counts real release times.
 One wake-up per batch instead of one per start (aiolimiter's pacer woke the loop for every start)
 cuts the extra CPU of a paced request over an unpaced one from about 2.1x to 1.2-1.4x; what is
-left is the event loop waking for answers that come back one by one instead of in bursts. Exact
+left is the event loop waking for answers that come back one by one instead of in bursts. Between
+wake-ups, a wait that begins behind others and an answer that cannot let a start go sooner (its
+ticket leaves the window after the next wake-up, no cap on requests in flight bound, no estimate
+moved) do no further arithmetic, and a wake-up counts its free starts once. Exact
 mode pays for the batching with up to half a gap of throughput where the window binds (about
 0.5 % at R >= 1,000).
 
@@ -569,6 +572,7 @@ class ThroughputLimiter:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._timer_at = math.inf
 
     def __repr__(self) -> str:
         return (
