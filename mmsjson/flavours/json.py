@@ -803,8 +803,8 @@ class JsonFlavour:
                     return payload
         return decode_answer(status, raw.body, raw.retry_after, truncated=raw.truncated)
 
-    def send_result(self, answer: Answer) -> SendResult:
-        return structure_send_result(answer)
+    #: The function itself, not a method calling it: one frame less for every accepted send.
+    send_result = staticmethod(structure_send_result)
 
     def save_result(self, answer: Answer) -> SaveResult:
         return structure_save_result(answer)
