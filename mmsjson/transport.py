@@ -132,6 +132,16 @@ class RawResponse:
         return cls(status, json.dumps(payload).encode(), retry_after)
 
 
+#: RawResponse's slot setters, for :meth:`AiohttpTransport.post`: the attrs ``__init__`` of a frozen
+#: class sets each field through ``object.__setattr__``, a third slower than the slots directly.
+_SET_STATUS, _SET_BODY, _SET_RETRY_AFTER, _SET_TRUNCATED = (
+    RawResponse.__dict__[name].__set__ for name in ("status", "body", "retry_after", "truncated")
+)
+assert tuple(a.name for a in RawResponse.__attrs_attrs__) == (
+    "status", "body", "retry_after", "truncated"
+), "AiohttpTransport.post fills RawResponse's slots by hand: teach it the new fields"
+
+
 class Transport(Protocol):
     """Posts prepared requests. ``post`` returns the raw answer, or raises
     :class:`~mmsjson.errors.TransportError` saying whether the request may have been accepted."""
@@ -368,10 +378,14 @@ class AiohttpTransport:
                 else:
                     body, truncated = await _read_capped(response, self._cap)
                 retry_after = response.headers.get("Retry-After")
-                return RawResponse(
-                    response.status, body,
-                    None if retry_after is None else parse_retry_after(retry_after), truncated,
+                raw: RawResponse = object.__new__(RawResponse)
+                _SET_STATUS(raw, response.status)
+                _SET_BODY(raw, body)
+                _SET_RETRY_AFTER(
+                    raw, None if retry_after is None else parse_retry_after(retry_after)
                 )
+                _SET_TRUNCATED(raw, truncated)
+                return raw
             finally:
                 response.release()
         except asyncio.CancelledError as cancelled:
