@@ -23,6 +23,7 @@ body of the :class:`PreparedRequest`, whose ``repr`` shows neither.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import json
 import ssl as _ssl
@@ -85,6 +86,17 @@ def tls_context() -> _ssl.SSLContext:
     context = _ssl.create_default_context()
     context.minimum_version = _ssl.TLSVersion.TLSv1_2
     return context
+
+
+@functools.cache
+def _shared_tls_context() -> _ssl.SSLContext:
+    """:func:`tls_context`, built once a process for every transport that is given none.
+
+    Loading the system trust store takes about 16 ms of CPU, which each client paid when it was
+    built (aiohttp builds its own default context once, at import). The context is never changed
+    after it is built, so transports can share it.
+    """
+    return tls_context()
 
 
 @frozen(kw_only=True)
@@ -289,7 +301,8 @@ class AiohttpTransport:
     A ``session`` the caller passes in is used as it is (its connector's TLS settings included)
     and not closed; otherwise one is created with a pool of ``pool_size`` connections and closed
     by :meth:`aclose`. ``ssl`` is a context to use instead of the system trust store with TLS 1.2
-    or newer (e.g. one that trusts a private CA). ``read_timeout`` bounds the wait for the answer
+    or newer (e.g. one that trusts a private CA); that default is loaded once a process and
+    shared. ``read_timeout`` bounds the wait for the answer
     to start, ``answer_timeout`` the whole answer, headers and body (default: three read
     timeouts); an answer late for either is an unknown outcome.
     """
@@ -316,7 +329,7 @@ class AiohttpTransport:
         self._ready: tuple[aiohttp.ClientSession, asyncio.AbstractEventLoop] | None = None
         self._owns_session = session is None
         self._ssl: _ssl.SSLContext | bool = ssl if ssl is not None else (
-            True if session is not None else tls_context()
+            True if session is not None else _shared_tls_context()
         )
         self._pool_size = pool_size
         self._cap = max_answer_bytes

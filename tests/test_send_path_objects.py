@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -13,7 +14,13 @@ import pytest
 from mmsjson import MMS, ApiError, Slide, TransportError
 from mmsjson.flavours import json as wire
 from mmsjson.flavours.json import JsonFlavour, decode_answer
-from mmsjson.transport import USER_AGENT, AiohttpTransport, PreparedRequest, RawResponse
+from mmsjson.transport import (
+    USER_AGENT,
+    AiohttpTransport,
+    PreparedRequest,
+    RawResponse,
+    tls_context,
+)
 from tests.conftest import SECRET
 
 FLAVOUR = JsonFlavour(SECRET, "http://127.0.0.1:9/ep/v2/")
@@ -145,3 +152,15 @@ async def test_the_transport_s_answer_equals_one_built_by_its_constructor(
         await transport.aclose()
     assert (raw, hash(raw), repr(raw)) == (expected, hash(expected), repr(expected))
     assert not transport._deadlines._heads and not transport._deadlines._bodies
+
+
+def test_transports_given_no_tls_context_share_one_built_once() -> None:
+    first, second = AiohttpTransport(), AiohttpTransport()
+    assert first._ssl is second._ssl
+    assert isinstance(first._ssl, ssl.SSLContext)
+    assert first._ssl.minimum_version is ssl.TLSVersion.TLSv1_2
+    assert first._ssl.verify_mode is ssl.CERT_REQUIRED
+
+
+def test_tls_context_still_gives_a_fresh_context_a_caller_may_change() -> None:
+    assert tls_context() is not tls_context()
