@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from attrs import field, frozen
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from mmsjson._log import transport_log
 from mmsjson._version import __version__
@@ -86,6 +87,20 @@ def tls_context() -> _ssl.SSLContext:
     context = _ssl.create_default_context()
     context.minimum_version = _ssl.TLSVersion.TLSv1_2
     return context
+
+
+class ReadOnlyHeaders(CIMultiDictProxy[str]):
+    """Request headers a flavour builds once and every request shares: read-only, and in the form
+    aiohttp merges without converting it first (a plain dict is copied into a new
+    ``CIMultiDict`` on every request). Unlike a bare proxy it can be copied and pickled."""
+
+    __slots__ = ()
+
+    def __init__(self, headers: Mapping[str, str]) -> None:
+        super().__init__(CIMultiDict(headers))
+
+    def __reduce__(self) -> tuple[Any, ...]:  # type: ignore[override]  # the proxy refuses
+        return ReadOnlyHeaders, (dict(self.items()),)
 
 
 @functools.cache

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import copy
+import pickle
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -164,3 +166,10 @@ def test_transports_given_no_tls_context_share_one_built_once() -> None:
 
 def test_tls_context_still_gives_a_fresh_context_a_caller_may_change() -> None:
     assert tls_context() is not tls_context()
+
+
+def test_a_sendmms_request_can_be_copied_and_pickled_as_before() -> None:
+    request = sendmms()
+    for copied in (copy.deepcopy(request), pickle.loads(pickle.dumps(request))):  # noqa: S301
+        assert copied == request
+        assert copied.headers["x-api-key"] == SECRET

@@ -21,7 +21,6 @@ import orjson
 from cattrs.errors import ForbiddenExtraKeysError
 from cattrs.fns import identity
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
-from multidict import CIMultiDict, CIMultiDictProxy
 
 from mmsjson.errors import (
     ApiError,
@@ -48,7 +47,13 @@ from mmsjson.models import (
     check_template_name,
 )
 from mmsjson.numbers import normalize_number, normalize_numbers, normalize_sender
-from mmsjson.transport import USER_AGENT, PreparedRequest, RawResponse, check_base_url
+from mmsjson.transport import (
+    USER_AGENT,
+    PreparedRequest,
+    RawResponse,
+    ReadOnlyHeaders,
+    check_base_url,
+)
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -653,14 +658,12 @@ class JsonFlavour:
 
     def __init__(self, api_key: str, base_url: str = DEFAULT_BASE_URL) -> None:
         self.base_url = check_base_url(base_url)
-        # Read-only, and in the form aiohttp merges without converting it first (a plain dict
-        # is copied into a new CIMultiDict on every request).
-        self._headers: Mapping[str, str] = CIMultiDictProxy(CIMultiDict({
+        self._headers: Mapping[str, str] = ReadOnlyHeaders({
             "x-api-key": check_api_key(api_key),
             "Content-Type": "application/json; charset=utf-8",
             "Accept": "application/json",
             "User-Agent": USER_AGENT,
-        }))
+        })
         self._routes: dict[tuple[object, ...], _Route] = {}
         self._splices: dict[tuple[object, ...], _Splice] = {}
 
