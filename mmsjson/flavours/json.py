@@ -658,7 +658,7 @@ class JsonFlavour:
 
     def __init__(self, api_key: str, base_url: str = DEFAULT_BASE_URL) -> None:
         self.base_url = check_base_url(base_url)
-        self._headers: Mapping[str, str] = ReadOnlyHeaders({
+        self._headers = ReadOnlyHeaders({
             "x-api-key": check_api_key(api_key),
             "Content-Type": "application/json; charset=utf-8",
             "Accept": "application/json",
@@ -806,8 +806,8 @@ class JsonFlavour:
                     return payload
         return decode_answer(status, raw.body, raw.retry_after, truncated=raw.truncated)
 
-    #: The function itself, not a method calling it: one frame less for every accepted send.
-    send_result = staticmethod(structure_send_result)
+    def send_result(self, answer: Answer) -> SendResult:
+        return structure_send_result(answer)
 
     def save_result(self, answer: Answer) -> SaveResult:
         return structure_save_result(answer)
