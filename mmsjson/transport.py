@@ -208,6 +208,11 @@ class _Deadlines:
     and be whole within ``whole`` seconds. A per-request ``asyncio.timeout``, or aiohttp's
     per-read timer, costs timer handles per request; this costs a dict entry. A request
     expires between one bound and that bound plus a quarter of the shorter one.
+
+    :meth:`AiohttpTransport.post` keeps the tables itself, without a method call per step: a
+    task is in ``_heads`` (due: post time plus the shorter bound) until its answer starts, then in
+    ``_bodies`` (due: post time plus ``whole``), and leaves both when its post ends; it calls
+    :meth:`arm` when no sweep runs on its loop.
     """
 
     def __init__(self, first: float, whole: float) -> None:
@@ -222,23 +227,10 @@ class _Deadlines:
         self._sweeping: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def start(self, task: asyncio.Task[Any], loop: asyncio.AbstractEventLoop) -> float:
-        """Watch ``task`` from now; the time it started, for :meth:`headers`."""
-        now = loop.time()
-        self._heads[task] = now + self._head_bound
-        if self._sweeping is None or self._loop is not loop:
-            self.arm(loop, now)
-        return now
-
     def arm(self, loop: asyncio.AbstractEventLoop, now: float) -> None:
         """Start sweeping on ``loop`` (a watch added while no sweep runs, or on another loop)."""
         self._loop = loop
         self._sweeping = loop.call_at(now + self._tick, self._sweep, loop)
-
-    def headers(self, task: asyncio.Task[Any], started: float) -> None:
-        """The answer of ``task`` has begun; from now only the whole-answer bound applies."""
-        if self._heads.pop(task, None) is not None:
-            self._bodies[task] = started + self.whole
 
     def stop(self) -> None:
         if self._sweeping is not None:
@@ -246,9 +238,9 @@ class _Deadlines:
             self._sweeping = None
 
     def finish(self, task: asyncio.Task[Any]) -> str | None:
-        """Forget ``task`` (every post ends with this, however it ends, or the task would be
-        cancelled later for a deadline of an answer long received); which bound it missed, if
-        it was cancelled for one: ``"first"`` or ``"whole"``."""
+        """Forget ``task`` (a post must, however it ends, or its task would be cancelled later
+        for a deadline of an answer long received); which bound it missed, if it was cancelled
+        for one: ``"first"`` or ``"whole"``."""
         self._heads.pop(task, None)
         self._bodies.pop(task, None)
         return self._expired.pop(task, None) if self._expired else None
@@ -317,9 +309,9 @@ class AiohttpTransport:
     and not closed; otherwise one is created with a pool of ``pool_size`` connections and closed
     by :meth:`aclose`. ``ssl`` is a context to use instead of the system trust store with TLS 1.2
     or newer (e.g. one that trusts a private CA); that default is loaded once a process and
-    shared. ``read_timeout`` bounds the wait for the answer
-    to start, ``answer_timeout`` the whole answer, headers and body (default: three read
-    timeouts); an answer late for either is an unknown outcome.
+    shared. ``read_timeout`` bounds the wait for the answer to start, ``answer_timeout`` the
+    whole answer, headers and body (default: three read timeouts); an answer late for either is
+    an unknown outcome.
     """
 
     def __init__(
@@ -380,8 +372,8 @@ class AiohttpTransport:
         task = asyncio.current_task(loop)  # given the loop, it makes no getpid() system call
         assert task is not None
         deadlines = self._deadlines
-        # The deadline bookkeeping of _Deadlines.start/headers/finish, inlined: three method calls
-        # a request are a measurable share of the client's overhead.
+        # The deadline bookkeeping (see _Deadlines), kept here: a method call per step was a
+        # measurable share of the client's overhead.
         heads, bodies, expired = deadlines._heads, deadlines._bodies, deadlines._expired
         started = loop.time()
         heads[task] = started + deadlines._head_bound
