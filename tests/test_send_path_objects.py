@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import pickle
+import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -173,3 +174,42 @@ def test_a_sendmms_request_can_be_copied_and_pickled_as_before() -> None:
     for copied in (copy.deepcopy(request), pickle.loads(pickle.dumps(request))):  # noqa: S301
         assert copied == request
         assert copied.headers["x-api-key"] == SECRET
+
+
+async def test_a_post_that_fails_leaves_no_deadline_behind() -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}/"
+    transport = AiohttpTransport()
+    try:
+        with pytest.raises(TransportError):
+            await transport.post(attrs.evolve(sendmms(), url=url))
+    finally:
+        await transport.aclose()
+    deadlines = transport._deadlines
+    assert not (deadlines._heads or deadlines._bodies or deadlines._expired)
+
+
+async def test_a_post_its_caller_cancels_leaves_no_deadline_behind() -> None:
+    arrived = asyncio.Event()
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        arrived.set()
+        await reader.read()  # until the client drops the connection
+        writer.close()
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+    transport = AiohttpTransport()
+    try:
+        post = asyncio.create_task(transport.post(attrs.evolve(sendmms(), url=url)))
+        await arrived.wait()
+        post.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await post
+    finally:
+        await transport.aclose()
+        server.close()
+    deadlines = transport._deadlines
+    assert not (deadlines._heads or deadlines._bodies or deadlines._expired)
