@@ -7,6 +7,10 @@ loop (median, and per round against the plain loop of the same round) and to the
 change can be judged against the code before it on the same noisy machine::
 
     python benchmarks/compare_versions.py /path/to/old/tree [more trees...] . --rounds 7 --count 4000
+
+By default each timed run builds its session or client too (as the figures so far were taken);
+``--build outside`` builds it before the clock starts, so a one-off cost of building a client is
+left out and only the requests are timed.
 """
 
 from __future__ import annotations
@@ -47,34 +51,48 @@ BODY = json.dumps({"action": "sendmms", "service-id": "1", "to": "17745559144", 
               {"message-text": "Listen", "audio": {"url": "https://example.com/a.mp3"}},
               {"message-text": "Bye"}]}, separators=(",", ":")).encode()
 
-async def plain():
+# "inside": each run builds its session or client inside the timed region (the figures before
+# 2026-11-23 evening); "outside": built before the clock starts, so only the requests are timed.
+BUILD = sys.argv[5]
+
+def plain_session():
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONCURRENCY))
+
+async def plain(s):
     headers = {"x-api-key": "k", "Content-Type": "application/json; charset=utf-8"}
     remaining = count
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONCURRENCY)) as s:
-        async def worker():
-            nonlocal remaining
-            while remaining > 0:
-                remaining -= 1
-                async with s.post(base, data=BODY, headers=headers) as r:
-                    await r.json()
-        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    async def worker():
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            async with s.post(base, data=BODY, headers=headers) as r:
+                await r.json()
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
 
-async def client():
+def new_client():
+    return MMSClient("k", service_id="1", sender="12345", base_url=base, throughput=None,
+                     max_in_flight=CONCURRENCY)
+
+async def client(c):
     remaining = count
-    async with MMSClient("k", service_id="1", sender="12345", base_url=base, throughput=None,
-                         max_in_flight=CONCURRENCY) as c:
-        async def worker():
-            nonlocal remaining
-            while remaining > 0:
-                remaining -= 1
-                await c.send(mms, "17745559144")
-        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    async def worker():
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            await c.send(mms, "17745559144")
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
 
 async def main():
-    run = plain if mode == "plain" else client
-    await run()  # warm up: connections, caches
-    cpu, start = time.process_time(), time.perf_counter()
-    await run()
+    run, build = (plain, plain_session) if mode == "plain" else (client, new_client)
+    async with build() as user:
+        await run(user)  # warm up: connections, caches
+        if BUILD == "outside":
+            cpu, start = time.process_time(), time.perf_counter()
+            await run(user)
+    if BUILD == "inside":
+        cpu, start = time.process_time(), time.perf_counter()
+        async with build() as user:
+            await run(user)
     print(json.dumps({"rps": count / (time.perf_counter() - start),
                       "cpu_us": (time.process_time() - cpu) / count * 1e6}))
 
@@ -88,10 +106,12 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def measure(tree: Path, base: str, count: int, mode: str, prime: bool) -> dict[str, float]:
+def measure(
+    tree: Path, base: str, count: int, mode: str, prime: bool, build: str
+) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, base, str(count), mode, "prime" if prime else "as-is"],
+        [sys.executable, "-c", CHILD, base, str(count), mode, "prime" if prime else "as-is", build],
         env=env, cwd=tree, check=True, capture_output=True, text=True, timeout=600,
     )
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -109,10 +129,16 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=4000)
     parser.add_argument("--malloc-as-is", action="store_true",
                         help="leave each child's glibc mmap threshold to chance (see CHILD)")
+    parser.add_argument("--build", choices=("inside", "outside"), default="inside",
+                        help="build each run's session or client inside the timed region (the "
+                             "default, as every figure so far) or before the clock starts, so "
+                             "that only the requests are timed")
     args = parser.parse_args()
     trees: dict[str, Path] = {f"{index}:{tree}": tree for index, tree in enumerate(args.trees)}
     port = free_port()
-    server = subprocess.Popen([sys.executable, str(HERE / "noop_server.py"), str(port)])
+    server = subprocess.Popen(
+        [sys.executable, str(HERE / "noop_server.py"), str(port)], stdout=subprocess.DEVNULL
+    )
     try:
         time.sleep(0.5)
         base = f"http://127.0.0.1:{port}/ep/v2/"
@@ -124,7 +150,7 @@ def main() -> None:
                 tree = args.trees[-1] if name == "plain" else trees[name]
                 rows[name].append(measure(
                     tree, base, args.count, "plain" if name == "plain" else "client",
-                    not args.malloc_as_is,
+                    not args.malloc_as_is, args.build,
                 ))
         median = {name: {k: statistics.median(r[k] for r in runs) for k in ("rps", "cpu_us")}
                   for name, runs in rows.items()}
@@ -134,6 +160,7 @@ def main() -> None:
             "rounds": args.rounds,
             "count": args.count,
             "malloc_primed": not args.malloc_as_is,
+            "build": args.build,
             "median": median,
             "over_plain": {
                 name: {

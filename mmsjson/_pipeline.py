@@ -243,7 +243,14 @@ class Pipeline:
                     self.stats.accepted += 1
                     return answer, attempts
             finally:
-                self._finish(tickets)
+                if tickets:
+                    self._finish(tickets)
+                else:  # no limiter tickets: _Slots.release inlined
+                    slots = self._slots
+                    if slots._waiting:
+                        slots.release()
+                    else:
+                        slots.free += 1
             error.attempts = attempts
             await self._after_failure(request, error, attempts, stop, task)
 

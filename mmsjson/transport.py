@@ -23,6 +23,7 @@ body of the :class:`PreparedRequest`, whose ``repr`` shows neither.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import json
 import ssl as _ssl
@@ -32,6 +33,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from attrs import field, frozen
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from mmsjson._log import transport_log
 from mmsjson._version import __version__
@@ -87,6 +89,31 @@ def tls_context() -> _ssl.SSLContext:
     return context
 
 
+class ReadOnlyHeaders(CIMultiDictProxy[str]):
+    """Request headers a flavour builds once and every request shares: read-only, and in the form
+    aiohttp merges without converting it first (a plain dict is copied into a new
+    ``CIMultiDict`` on every request). Unlike a bare proxy it can be copied and pickled."""
+
+    __slots__ = ()
+
+    def __init__(self, headers: Mapping[str, str]) -> None:
+        super().__init__(CIMultiDict(headers))
+
+    def __reduce__(self) -> tuple[Any, ...]:  # type: ignore[override]  # the proxy refuses
+        return ReadOnlyHeaders, (dict(self.items()),)
+
+
+@functools.cache
+def _shared_tls_context() -> _ssl.SSLContext:
+    """:func:`tls_context`, built once a process for every transport that is given none.
+
+    Loading the system trust store takes about 16 ms of CPU, which each client paid when it was
+    built (aiohttp builds its own default context once, at import). The context is never changed
+    after it is built, so transports can share it.
+    """
+    return tls_context()
+
+
 @frozen(kw_only=True)
 class PreparedRequest:
     """One HTTP request a wire flavour built: where it goes, what it carries, whom it is for.
@@ -132,6 +159,16 @@ class RawResponse:
         return cls(status, json.dumps(payload).encode(), retry_after)
 
 
+#: RawResponse's slot setters, for :meth:`AiohttpTransport.post`: the attrs ``__init__`` of a frozen
+#: class sets each field through ``object.__setattr__``, a third slower than the slots directly.
+_SET_STATUS, _SET_BODY, _SET_RETRY_AFTER, _SET_TRUNCATED = (
+    RawResponse.__dict__[name].__set__ for name in ("status", "body", "retry_after", "truncated")
+)
+assert tuple(a.name for a in RawResponse.__attrs_attrs__) == (
+    "status", "body", "retry_after", "truncated"
+), "AiohttpTransport.post fills RawResponse's slots by hand: teach it the new fields"
+
+
 class Transport(Protocol):
     """Posts prepared requests. ``post`` returns the raw answer, or raises
     :class:`~mmsjson.errors.TransportError` saying whether the request may have been accepted."""
@@ -171,6 +208,11 @@ class _Deadlines:
     and be whole within ``whole`` seconds. A per-request ``asyncio.timeout``, or aiohttp's
     per-read timer, costs timer handles per request; this costs a dict entry. A request
     expires between one bound and that bound plus a quarter of the shorter one.
+
+    :meth:`AiohttpTransport.post` keeps the tables itself, without a method call per step: a
+    task is in ``_heads`` (due: post time plus the shorter bound) until its answer starts, then in
+    ``_bodies`` (due: post time plus ``whole``), and leaves both when its post ends; it calls
+    :meth:`arm` when no sweep runs on its loop.
     """
 
     def __init__(self, first: float, whole: float) -> None:
@@ -185,19 +227,10 @@ class _Deadlines:
         self._sweeping: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def start(self, task: asyncio.Task[Any], loop: asyncio.AbstractEventLoop) -> float:
-        """Watch ``task`` from now; the time it started, for :meth:`headers`."""
-        now = loop.time()
-        self._heads[task] = now + self._head_bound
-        if self._sweeping is None or self._loop is not loop:
-            self._loop = loop
-            self._sweeping = loop.call_at(now + self._tick, self._sweep, loop)
-        return now
-
-    def headers(self, task: asyncio.Task[Any], started: float) -> None:
-        """The answer of ``task`` has begun; from now only the whole-answer bound applies."""
-        if self._heads.pop(task, None) is not None:
-            self._bodies[task] = started + self.whole
+    def arm(self, loop: asyncio.AbstractEventLoop, now: float) -> None:
+        """Start sweeping on ``loop`` (a watch added while no sweep runs, or on another loop)."""
+        self._loop = loop
+        self._sweeping = loop.call_at(now + self._tick, self._sweep, loop)
 
     def stop(self) -> None:
         if self._sweeping is not None:
@@ -205,9 +238,9 @@ class _Deadlines:
             self._sweeping = None
 
     def finish(self, task: asyncio.Task[Any]) -> str | None:
-        """Forget ``task`` (every post ends with this, however it ends, or the task would be
-        cancelled later for a deadline of an answer long received); which bound it missed, if
-        it was cancelled for one: ``"first"`` or ``"whole"``."""
+        """Forget ``task`` (a post must, however it ends, or its task would be cancelled later
+        for a deadline of an answer long received); which bound it missed, if it was cancelled
+        for one: ``"first"`` or ``"whole"``."""
         self._heads.pop(task, None)
         self._bodies.pop(task, None)
         return self._expired.pop(task, None) if self._expired else None
@@ -275,9 +308,10 @@ class AiohttpTransport:
     A ``session`` the caller passes in is used as it is (its connector's TLS settings included)
     and not closed; otherwise one is created with a pool of ``pool_size`` connections and closed
     by :meth:`aclose`. ``ssl`` is a context to use instead of the system trust store with TLS 1.2
-    or newer (e.g. one that trusts a private CA). ``read_timeout`` bounds the wait for the answer
-    to start, ``answer_timeout`` the whole answer, headers and body (default: three read
-    timeouts); an answer late for either is an unknown outcome.
+    or newer (e.g. one that trusts a private CA); that default is loaded once a process and
+    shared. ``read_timeout`` bounds the wait for the answer to start, ``answer_timeout`` the
+    whole answer, headers and body (default: three read timeouts); an answer late for either is
+    an unknown outcome.
     """
 
     def __init__(
@@ -302,7 +336,7 @@ class AiohttpTransport:
         self._ready: tuple[aiohttp.ClientSession, asyncio.AbstractEventLoop] | None = None
         self._owns_session = session is None
         self._ssl: _ssl.SSLContext | bool = ssl if ssl is not None else (
-            True if session is not None else tls_context()
+            True if session is not None else _shared_tls_context()
         )
         self._pool_size = pool_size
         self._cap = max_answer_bytes
@@ -338,7 +372,13 @@ class AiohttpTransport:
         task = asyncio.current_task(loop)  # given the loop, it makes no getpid() system call
         assert task is not None
         deadlines = self._deadlines
-        started = deadlines.start(task, loop)
+        # The deadline bookkeeping (see _Deadlines), kept here: a method call per step was a
+        # measurable share of the client's overhead.
+        heads, bodies, expired = deadlines._heads, deadlines._bodies, deadlines._expired
+        started = loop.time()
+        heads[task] = started + deadlines._head_bound
+        if deadlines._sweeping is None or deadlines._loop is not loop:
+            deadlines.arm(loop, started)
         url = request.url
         try:
             # Awaited rather than entered: ``async with`` would add four coroutines per request.
@@ -347,7 +387,8 @@ class AiohttpTransport:
                 ssl=self._ssl if url.startswith("https:") else False, allow_redirects=False,
             )
             try:
-                deadlines.headers(task, started)
+                if heads.pop(task, None) is not None:
+                    bodies[task] = started + deadlines.whole
                 length = response.content_length
                 # An encoded answer's length is what it inflates from, not what it inflates to.
                 if length is not None and length <= self._cap and (
@@ -357,10 +398,14 @@ class AiohttpTransport:
                 else:
                     body, truncated = await _read_capped(response, self._cap)
                 retry_after = response.headers.get("Retry-After")
-                return RawResponse(
-                    response.status, body,
-                    None if retry_after is None else parse_retry_after(retry_after), truncated,
+                raw: RawResponse = object.__new__(RawResponse)
+                _SET_STATUS(raw, response.status)
+                _SET_BODY(raw, body)
+                _SET_RETRY_AFTER(
+                    raw, None if retry_after is None else parse_retry_after(retry_after)
                 )
+                _SET_TRUNCATED(raw, truncated)
+                return raw
             finally:
                 response.release()
         except asyncio.CancelledError as cancelled:
@@ -409,6 +454,9 @@ class AiohttpTransport:
             detail = _tls_reason(exc, False) or f"{type(exc).__name__}: {exc}"
             error = TransportError(f"the connection to the API failed: {detail}", outcome_unknown=True)
         finally:
-            deadlines.finish(task)
+            heads.pop(task, None)
+            bodies.pop(task, None)
+            if expired:
+                expired.pop(task, None)
         transport_log.debug("POST %s failed: %s", url, error)
         raise error
