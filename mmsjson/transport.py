@@ -26,6 +26,7 @@ import asyncio
 import functools
 import ipaddress
 import json
+import math
 import ssl as _ssl
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -302,6 +303,13 @@ def pool_capacity(session: aiohttp.ClientSession) -> int | None:
     return min(limits) if limits else None
 
 
+def _check_seconds(value: object, name: str) -> None:
+    """Refuse a timeout that is not a positive, finite number of seconds (0, negative, NaN or
+    infinite would expire every request at once, or never, or break the deadline sweep)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise ValidationError(name, f"must be a positive, finite number of seconds, not {value!r}")
+
+
 class AiohttpTransport:
     """Posts prepared requests over one :class:`aiohttp.ClientSession`.
 
@@ -325,6 +333,12 @@ class AiohttpTransport:
         answer_timeout: float | None = None,
         max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
+        for name, seconds in (
+            ("connect_timeout", connect_timeout), ("read_timeout", read_timeout),
+            ("answer_timeout", answer_timeout),
+        ):
+            if seconds is not None:
+                _check_seconds(seconds, name)
         self._timeout = aiohttp.ClientTimeout(
             total=None, connect=None, sock_connect=connect_timeout, sock_read=None
         )

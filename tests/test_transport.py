@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 import trustme
 
-from mmsjson import MMSClient, PreparedRequest, TransportError
+from mmsjson import MMSClient, PreparedRequest, TransportError, ValidationError
 from mmsjson.retry import Verdict, classify, parse_retry_after
 from mmsjson.transport import MAX_ANSWER_BYTES, AiohttpTransport
 from tests.conftest import SECRET
@@ -346,3 +346,13 @@ async def test_an_explicit_max_in_flight_above_a_caller_sessions_pool_is_lowered
             SECRET, base_url="http://127.0.0.1:9/", throughput=None, session=session, max_in_flight=200
         )
         assert client.max_in_flight == 8
+
+
+@pytest.mark.parametrize("name", ["connect_timeout", "read_timeout", "answer_timeout"])
+@pytest.mark.parametrize("seconds", [0, -1.0, float("nan"), float("inf"), True, "30"])
+def test_a_timeout_that_is_not_a_positive_finite_number_of_seconds_is_refused_naming_it(
+    name: str, seconds: object
+) -> None:
+    options: dict[str, Any] = {name: seconds}
+    with pytest.raises(ValidationError, match=rf"^{name}: must be a positive, finite number of seconds"):
+        MMSClient(SECRET, base_url="http://127.0.0.1:9/", throughput=None, **options)
