@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import asyncio
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -55,3 +57,23 @@ def make_client(fake: FakeMMSServer) -> Callable[..., MMSClient]:
         return MMSClient(fake.api_key, base_url=fake.base_url, **options)
 
     return make
+
+
+@pytest.fixture
+async def raw_server() -> AsyncIterator[Callable[..., Awaitable[str]]]:
+    """``start(serve, ssl_context=None)`` runs ``serve`` (see ``tests/raw_http.py``) as a server on
+    127.0.0.1 and returns its URL; every server is closed when the test ends."""
+    servers: list[asyncio.Server] = []
+
+    async def start(
+        serve: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> str:
+        server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=ssl_context)
+        servers.append(server)
+        port = server.sockets[0].getsockname()[1]
+        return f"{'https' if ssl_context else 'http'}://127.0.0.1:{port}/ep/v2/"
+
+    yield start
+    for server in servers:
+        server.close()

@@ -5,59 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 
-from mmsjson import PreparedRequest, TransportError
+from mmsjson import TransportError
 from mmsjson.retry import Verdict, classify
 from mmsjson.transport import AiohttpTransport
 from tests.conftest import SECRET
+from tests.raw_http import answering, read_request, request
 
-Serve = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: application/json\r\n\r\n{}"
-
-
-def request(url: str) -> PreparedRequest:
-    return PreparedRequest(
-        url=url, body=b'{"action":"sendmms"}', headers={"x-api-key": SECRET},
-        recipients=("17745559144",), action="sendmms",
-    )
-
-
-async def read_request(reader: asyncio.StreamReader) -> None:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = next(
-        int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
-    )
-    await reader.readexactly(length)
-
-
-@pytest.fixture
-async def serve_with() -> AsyncIterator[Callable[[Serve], Awaitable[str]]]:
-    servers: list[asyncio.Server] = []
-
-    async def start(serve: Serve) -> str:
-        server = await asyncio.start_server(serve, "127.0.0.1", 0)
-        servers.append(server)
-        return f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/ep/v2/"
-
-    yield start
-    for server in servers:
-        server.close()
-
-
-def answering(reply: bytes) -> Serve:
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await read_request(reader)
-            writer.write(reply)
-            await writer.drain()
-        finally:
-            writer.close()
-
-    return serve
 
 
 def sweeps_done(transport: AiohttpTransport) -> asyncio.Event:
@@ -81,11 +39,11 @@ def sweeps_done(transport: AiohttpTransport) -> asyncio.Event:
     ids=["answered", "refused", "garbage"],
 )
 async def test_the_answer_deadline_never_cancels_the_caller_after_the_post_returned(
-    serve_with: Any, reply: bytes
+    raw_server: Any, reply: bytes
 ) -> None:
     transport = AiohttpTransport(answer_timeout=2.0)
     done = sweeps_done(transport)
-    url = await serve_with(answering(reply))
+    url = await raw_server(answering(reply))
 
     async def caller() -> str:
         with contextlib.suppress(TransportError):
@@ -100,11 +58,11 @@ async def test_the_answer_deadline_never_cancels_the_caller_after_the_post_retur
 
 
 async def test_a_caller_cancelling_a_later_post_is_not_taken_for_an_expired_answer(
-    serve_with: Any,
+    raw_server: Any,
 ) -> None:
     transport = AiohttpTransport(answer_timeout=2.0)
     done = sweeps_done(transport)
-    url = await serve_with(answering(OK))
+    url = await raw_server(answering(OK))
     hanging = asyncio.Event()
 
     async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -112,7 +70,7 @@ async def test_a_caller_cancelling_a_later_post_is_not_taken_for_an_expired_answ
         hanging.set()
         await asyncio.Event().wait()
 
-    slow_url = await serve_with(hang)
+    slow_url = await raw_server(hang)
 
     async def caller() -> None:
         await transport.post(request(url))
@@ -145,12 +103,12 @@ async def test_a_caller_cancelling_a_later_post_is_not_taken_for_an_expired_answ
     ids=["short-body", "cut-chunk", "bad-length", "bad-status", "headers-cut", "binary"],
 )
 async def test_a_broken_answer_after_the_request_was_sent_is_an_unknown_outcome(
-    serve_with: Any, reply: bytes
+    raw_server: Any, reply: bytes
 ) -> None:
     transport = AiohttpTransport()
     try:
         with pytest.raises(TransportError) as caught:
-            await transport.post(request(await serve_with(answering(reply))))
+            await transport.post(request(await raw_server(answering(reply))))
     finally:
         await transport.aclose()
     assert classify(caught.value) is Verdict.UNKNOWN
@@ -158,7 +116,7 @@ async def test_a_broken_answer_after_the_request_was_sent_is_an_unknown_outcome(
 
 
 async def test_a_reset_before_the_request_is_read_is_still_unknown_as_it_may_have_arrived(
-    serve_with: Any,
+    raw_server: Any,
 ) -> None:
     async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.transport.abort()
@@ -166,7 +124,7 @@ async def test_a_reset_before_the_request_is_read_is_still_unknown_as_it_may_hav
     transport = AiohttpTransport()
     try:
         with pytest.raises(TransportError) as caught:
-            await transport.post(request(await serve_with(reset)))
+            await transport.post(request(await raw_server(reset)))
     finally:
         await transport.aclose()
     assert classify(caught.value) is not Verdict.FINAL

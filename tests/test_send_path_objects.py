@@ -7,7 +7,7 @@ import copy
 import pickle
 import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
@@ -25,6 +25,7 @@ from mmsjson.transport import (
     tls_context,
 )
 from tests.conftest import SECRET
+from tests.raw_http import Serve, answering
 
 FLAVOUR = JsonFlavour(SECRET, "http://127.0.0.1:9/ep/v2/")
 MESSAGE = MMS(slides=[Slide(text="Hello")], fallback_sms_text="Hello")
@@ -109,31 +110,6 @@ def test_a_success_answer_is_read_into_a_send_result() -> None:
 
 
 
-@pytest.fixture
-async def one_answer() -> AsyncIterator[Callable[[bytes], Awaitable[str]]]:
-    servers: list[asyncio.Server] = []
-
-    async def start(answer: bytes) -> str:
-        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = next(
-                int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                if line.lower().startswith(b"content-length")
-            )
-            await reader.readexactly(length)
-            writer.write(answer)
-            await writer.drain()
-            writer.close()
-
-        server = await asyncio.start_server(serve, "127.0.0.1", 0)
-        servers.append(server)
-        return f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/ep/v2/"
-
-    yield start
-    for server in servers:
-        server.close()
-
-
 @pytest.mark.parametrize(
     ("head", "expected"),
     [
@@ -142,12 +118,12 @@ async def one_answer() -> AsyncIterator[Callable[[bytes], Awaitable[str]]]:
     ],
 )
 async def test_the_transport_s_answer_equals_one_built_by_its_constructor(
-    one_answer: Callable[[bytes], Awaitable[str]], head: str, expected: RawResponse
+    raw_server: Callable[[Serve], Awaitable[str]], head: str, expected: RawResponse
 ) -> None:
     body = b'{"status":"success"}'
-    url = await one_answer(
+    url = await raw_server(answering(
         f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n{head}\r\n".encode() + body
-    )
+    ))
     transport = AiohttpTransport()
     try:
         raw = await transport.post(attrs.evolve(sendmms(), url=url))

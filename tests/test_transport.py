@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -14,42 +13,11 @@ import aiohttp
 import pytest
 import trustme
 
-from mmsjson import MMSClient, PreparedRequest, TransportError, ValidationError
+from mmsjson import MMSClient, TransportError, ValidationError
 from mmsjson.retry import Verdict, classify, parse_retry_after
 from mmsjson.transport import MAX_ANSWER_BYTES, AiohttpTransport
 from tests.conftest import SECRET
-
-Serve = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-def request(url: str) -> PreparedRequest:
-    return PreparedRequest(
-        url=url, body=b'{"action":"sendmms"}', headers={"x-api-key": SECRET},
-        recipients=("17745559144",), action="sendmms",
-    )
-
-
-async def read_request(reader: asyncio.StreamReader) -> None:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = next(
-        int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
-    )
-    await reader.readexactly(length)
-
-
-@pytest.fixture
-async def raw_server() -> AsyncIterator[Callable[..., Awaitable[str]]]:
-    servers: list[asyncio.Server] = []
-
-    async def start(serve: Serve, ssl_context: ssl.SSLContext | None = None) -> str:
-        server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=ssl_context)
-        servers.append(server)
-        port = server.sockets[0].getsockname()[1]
-        return f"{'https' if ssl_context else 'http'}://127.0.0.1:{port}/ep/v2/"
-
-    yield start
-    for server in servers:
-        server.close()
+from tests.raw_http import read_request, request
 
 
 def answer(status: int, body: bytes, *headers: str) -> bytes:

@@ -3,37 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
-from mmsjson import PreparedRequest, TransportError
+from mmsjson import TransportError
 from mmsjson.retry import Verdict, classify
 from mmsjson.transport import AiohttpTransport
-from tests.conftest import SECRET
-
-Serve = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-def request(url: str) -> PreparedRequest:
-    return PreparedRequest(
-        url=url, body=b'{"action":"sendmms"}', headers={"x-api-key": SECRET},
-        recipients=("17745559144",), action="sendmms",
-    )
+from tests.raw_http import Serve, request
 
 
 @pytest.fixture
-async def hanging_url() -> AsyncIterator[str]:
+async def hanging_url(raw_server: Callable[[Serve], Awaitable[str]]) -> str:
     """A server that reads the request and never answers."""
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
         await asyncio.Event().wait()
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/ep/v2/"
-    server.close()
+    return await raw_server(serve)
 
 
 async def test_a_caller_cancelling_as_the_read_deadline_expires_gets_its_cancellation(
@@ -58,15 +47,13 @@ async def test_a_caller_cancelling_as_the_read_deadline_expires_gets_its_cancell
 
 
 @pytest.fixture
-async def silent_tls_url() -> AsyncIterator[str]:
+async def silent_tls_url(raw_server: Callable[[Serve], Awaitable[str]]) -> str:
     """A server that takes the TCP connection and never answers the TLS handshake."""
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await asyncio.Event().wait()
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    yield f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/ep/v2/"
-    server.close()
+    return (await raw_server(serve)).replace("http://", "https://", 1)
 
 
 async def test_a_read_deadline_passing_while_the_connection_is_made_is_surely_not_sent(
