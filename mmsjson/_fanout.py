@@ -19,10 +19,10 @@ from collections.abc import (
     Sequence,
 )
 from functools import partial
-from types import MemberDescriptorType
 from typing import Any
 
 from mmsjson._pipeline import Pipeline, StopToken
+from mmsjson._slots import slot_setters
 from mmsjson.errors import MMSError, TransportError, api_error_from_code
 from mmsjson.flavours.base import Answer
 from mmsjson.journal import SENDING, BulkJournal, JournalEntry, job_key
@@ -49,26 +49,12 @@ ReadResult = Callable[[Answer], SendResult]
 ReadTrackingId = Callable[[Answer], str | None]
 
 
-#: Whether ``BulkOutcome`` is what :func:`_bulk_outcome` fills by hand: exactly these slotted
-#: fields, none checked or converted, no init hooks. If that changes, outcomes are built by the
-#: class until the hand-written way is taught the change.
-_OUTCOME_BY_HAND = (
-    tuple(a.name for a in BulkOutcome.__attrs_attrs__)
-    == ("to", "status", "tracking_id", "error", "attempts", "job", "index", "replayed")
-    and all(
-        a.validator is None and a.converter is None
-        and isinstance(getattr(BulkOutcome, a.name, None), MemberDescriptorType)
-        for a in BulkOutcome.__attrs_attrs__
-    )
-    and not hasattr(BulkOutcome, "__attrs_pre_init__")
-    and not hasattr(BulkOutcome, "__attrs_post_init__")
+#: ``BulkOutcome``'s slot setters, for :func:`_bulk_outcome` (see :mod:`mmsjson._slots`): empty,
+#: and outcomes are built by the class, if it no longer has these fields.
+_OUTCOME_SLOTS: tuple[Callable[[BulkOutcome, Any], None], ...] = slot_setters(
+    BulkOutcome, ("to", "status", "tracking_id", "error", "attempts", "job", "index", "replayed")
 )
-#: Each field's slot setter: a frozen class's ``__init__`` sets fields through
-#: ``object.__setattr__`` with keyword arguments, about twice the time of setting the slots.
-_OUTCOME_SLOTS: tuple[Callable[[BulkOutcome, Any], None], ...] = (
-    tuple(getattr(BulkOutcome, a.name).__set__ for a in BulkOutcome.__attrs_attrs__)
-    if _OUTCOME_BY_HAND else ()
-)
+_OUTCOME_BY_HAND = bool(_OUTCOME_SLOTS)
 
 
 #: ``OutcomeStatus.ACCEPTED`` without an enum look-up per job.

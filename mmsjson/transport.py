@@ -37,6 +37,7 @@ from attrs import field, frozen
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from mmsjson._log import transport_log
+from mmsjson._slots import slot_setters
 from mmsjson._version import __version__
 from mmsjson.errors import TransportError, ValidationError
 from mmsjson.retry import parse_retry_after
@@ -160,14 +161,10 @@ class RawResponse:
         return cls(status, json.dumps(payload).encode(), retry_after)
 
 
-#: RawResponse's slot setters, for :meth:`AiohttpTransport.post`: the attrs ``__init__`` of a frozen
-#: class sets each field through ``object.__setattr__``, a third slower than the slots directly.
-_SET_STATUS, _SET_BODY, _SET_RETRY_AFTER, _SET_TRUNCATED = (
-    RawResponse.__dict__[name].__set__ for name in ("status", "body", "retry_after", "truncated")
-)
-assert tuple(a.name for a in RawResponse.__attrs_attrs__) == (
-    "status", "body", "retry_after", "truncated"
-), "AiohttpTransport.post fills RawResponse's slots by hand: teach it the new fields"
+#: RawResponse's slot setters, for :meth:`AiohttpTransport.post` (see :mod:`mmsjson._slots`).
+_RAW_SLOTS = slot_setters(RawResponse, ("status", "body", "retry_after", "truncated"))
+assert _RAW_SLOTS, "AiohttpTransport.post fills RawResponse's slots by hand: teach it the new fields"
+_SET_STATUS, _SET_BODY, _SET_RETRY_AFTER, _SET_TRUNCATED = _RAW_SLOTS
 
 
 class Transport(Protocol):

@@ -22,6 +22,7 @@ from cattrs.errors import ForbiddenExtraKeysError
 from cattrs.fns import identity
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from mmsjson._slots import slot_setters
 from mmsjson.errors import (
     ApiError,
     TransportError,
@@ -303,23 +304,12 @@ def _structure_send_general(payload: Mapping[str, Any]) -> SendResult:
     return _with_raw(_structure_send(payload, SendResult), payload)
 
 
-#: Whether ``SendResult`` is what :func:`structure_send_result` fills by hand: exactly these
-#: slotted fields, none checked or converted, no init hooks. If that changes, every answer takes
-#: the converter's way until the hand-written one is taught the change.
-_SEND_BY_HAND = (
-    tuple(a.name for a in SendResult.__attrs_attrs__)
-    == ("tracking_id", "to", "mms_id", "sender", "status_details", "raw")
-    and all(a.validator is None and a.converter is None for a in SendResult.__attrs_attrs__)
-    and not hasattr(SendResult, "__attrs_pre_init__")
-    and not hasattr(SendResult, "__attrs_post_init__")
-    and "__slots__" in SendResult.__dict__
+#: ``SendResult``'s slot setters, for :func:`structure_send_result` (see :mod:`mmsjson._slots`):
+#: empty, and every answer takes the converter's way, if the class no longer has these fields.
+_SEND_SLOTS = slot_setters(
+    SendResult, ("tracking_id", "to", "mms_id", "sender", "status_details", "raw")
 )
-#: Each field's slot setter: a frozen class's ``__init__`` sets fields through
-#: ``object.__setattr__`` with keyword arguments, twice the time of setting the slots directly.
-_SEND_SLOTS = (
-    tuple(SendResult.__dict__[a.name].__set__ for a in SendResult.__attrs_attrs__)
-    if _SEND_BY_HAND else ()
-)
+_SEND_BY_HAND = bool(_SEND_SLOTS)
 
 
 def structure_send_result(payload: Mapping[str, Any]) -> SendResult:
@@ -638,22 +628,12 @@ def _remember(cache: dict[Any, T], key: Any, value: T) -> T:
     return value
 
 
-#: Whether ``PreparedRequest`` is what :meth:`JsonFlavour.send` fills by hand: exactly these slotted
-#: fields, none checked or converted. If that changes, ``send`` builds it by keyword instead.
-_REQUEST_BY_HAND = (
-    tuple(a.name for a in PreparedRequest.__attrs_attrs__)
-    == ("url", "body", "headers", "recipients", "action", "identity", "cost")
-    and all(a.validator is None and a.converter is None for a in PreparedRequest.__attrs_attrs__)
-    and not hasattr(PreparedRequest, "__attrs_pre_init__")
-    and not hasattr(PreparedRequest, "__attrs_post_init__")
-    and "__slots__" in PreparedRequest.__dict__
+#: ``PreparedRequest``'s slot setters, for :meth:`JsonFlavour.send` (see :mod:`mmsjson._slots`):
+#: empty, and ``send`` builds it by keyword, if the class no longer has these fields.
+_REQUEST_SLOTS = slot_setters(
+    PreparedRequest, ("url", "body", "headers", "recipients", "action", "identity", "cost")
 )
-#: Each field's slot setter: the frozen class's keyword ``__init__`` sets each field through
-#: ``object.__setattr__``, about twice the time of setting the slots directly.
-_REQUEST_SLOTS = (
-    tuple(PreparedRequest.__dict__[a.name].__set__ for a in PreparedRequest.__attrs_attrs__)
-    if _REQUEST_BY_HAND else ()
-)
+_REQUEST_BY_HAND = bool(_REQUEST_SLOTS)
 
 
 class JsonFlavour:
