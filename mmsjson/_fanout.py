@@ -334,6 +334,7 @@ async def stream_bulk(
         unstarted -= 1
         me = asyncio.current_task()
         assert me is not None
+        slots = pipeline.slots
         try:
             while not stop.stopped:
                 if tally.started - tally.done >= max_pending:
@@ -344,7 +345,7 @@ async def stream_bulk(
                     return
                 index = tally.started
                 tally.started += 1
-                if pipeline.free_slots > 1 + unstarted:
+                if slots.free > 1 + unstarted:
                     grow(1)
                 try:
                     request = prepare(job)
@@ -392,7 +393,7 @@ async def stream_bulk(
         next request) and none is idle: one more would only wait for a slot, a wake-up per job."""
         if (
             not waiting and len(workers) < max_pending and not stop.stopped
-            and pipeline.free_slots > mine + unstarted
+            and pipeline.slots.free > mine + unstarted
         ):
             start()
 

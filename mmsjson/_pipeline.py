@@ -146,15 +146,11 @@ class Pipeline:
         self.retry = retry
         self.stats = stats
         self._read = read
-        self._slots = _Slots(max_in_flight)
-
-    @property
-    def free_slots(self) -> int:
-        """In-flight slots no request holds or has been handed: what a bulk run may grow into."""
-        return self._slots.free
+        #: The in-flight cap; its ``free`` count is what a bulk run may grow into.
+        self.slots = _Slots(max_in_flight)
 
     async def _wait_for_start(self, cost: int) -> list[Any]:
-        slots = self._slots
+        slots = self.slots
         if slots.free:
             slots.free -= 1
         else:
@@ -175,7 +171,7 @@ class Pipeline:
             for ticket in tickets:
                 if ticket is not None:
                     self.limiter.finished(ticket)
-        self._slots.release()
+        self.slots.release()
 
     async def deliver(
         self,
@@ -198,8 +194,8 @@ class Pipeline:
             attempts += 1
             if stop is not None and stop.stopped:
                 raise asyncio.CancelledError if error is None else error
-            if stop is not None and self.limiter is None and self._slots.free:
-                self._slots.free -= 1
+            if stop is not None and self.limiter is None and self.slots.free:
+                self.slots.free -= 1
                 tickets = _NO_TICKETS
             elif stop is not None:
                 task = task or asyncio.current_task()
@@ -213,7 +209,7 @@ class Pipeline:
                 finally:
                     stop._waiting.discard(task)
             elif self.limiter is None:
-                slots = self._slots
+                slots = self.slots
                 if slots.free:
                     slots.free -= 1
                 else:
@@ -246,7 +242,7 @@ class Pipeline:
                 if tickets:
                     self._finish(tickets)
                 else:  # no limiter tickets: _Slots.release inlined
-                    slots = self._slots
+                    slots = self.slots
                     if slots._waiting:
                         slots.release()
                     else:

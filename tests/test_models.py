@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -656,3 +657,21 @@ def test_a_bulk_job_takes_subclasses_of_its_field_types() -> None:
 
     job = BulkJob(to=Number("17745559144"), mms_id=Number("1"), custom_texts={1: "hi"})
     assert job.to == "17745559144"
+
+
+def test_a_bulk_job_takes_each_field_as_a_keyword_with_the_fields_default() -> None:
+    parameters = list(inspect.signature(BulkJob).parameters.values())
+    fields = attrs.fields(BulkJob)
+    assert [p.name for p in parameters] == [f.name for f in fields]
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in parameters)
+    assert [p.default for p in parameters] == [
+        inspect.Parameter.empty if f.default is attrs.NOTHING else f.default for f in fields
+    ]
+
+
+def test_a_bulk_job_keeps_display_only_participants_as_a_tuple_also_when_evolved() -> None:
+    job = BulkJob(to="17745559144", mms_id="1", to_displayonly=["17745550002"])
+    assert job.to_displayonly == ("17745550002",)
+    assert attrs.evolve(job, to="17745550003") == BulkJob(
+        to="17745550003", mms_id="1", to_displayonly=("17745550002",)
+    )

@@ -119,4 +119,4 @@ async def test_every_slot_comes_back_when_requests_fail_or_are_cancelled() -> No
         task.cancel()
     gate.open.set()
     await asyncio.gather(*tasks, return_exceptions=True)
-    assert sends._slots.free == 2
+    assert sends.slots.free == 2
