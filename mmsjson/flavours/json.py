@@ -11,6 +11,7 @@ call is slow and leaks memory.
 
 from __future__ import annotations
 
+import codecs
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -30,7 +31,14 @@ from mmsjson.errors import (
     api_error_from_code,
     api_error_from_http,
 )
-from mmsjson.flavours.base import Answer, SendSavedOptions, check_api_key
+from mmsjson.flavours.base import (
+    Answer,
+    SendSavedOptions,
+    check_api_key,
+    echo_forms,
+    mask_echoes,
+    redact,
+)
 from mmsjson.models import (
     MEDIA_KINDS,
     MMS,
@@ -413,8 +421,16 @@ def _stated_wait(code: str, info: str | None) -> float | None:
     return float(found.group(1)) if found else None
 
 
+_KEY_MASK = "[api-key]"
+
+
 def decode_answer(
-    status: int, body: bytes, retry_after: float | None = None, *, truncated: bool = False
+    status: int,
+    body: bytes,
+    retry_after: float | None = None,
+    *,
+    truncated: bool = False,
+    secret: str | None = None,
 ) -> dict[str, Any]:
     """The API's ``status: success`` answer, or the error it stands for.
 
@@ -422,7 +438,9 @@ def decode_answer(
     answer raises by status: 429 and 503 as retryable, 500/502/504 as :class:`TransportError` with
     an unknown outcome (a gateway may have passed the request on), other 4xx as not accepted. An
     answer cut off at the transport's cap is read only for an error's message: a 2xx one is an
-    unknown outcome, whatever its start says.
+    unknown outcome, whatever its start says. A UTF-8 byte order mark before the JSON is skipped.
+    ``secret`` (the API key) is masked wherever the answer echoes it, as is or escaped, so no
+    error or result can carry it.
     """
     if truncated and 200 <= status < 300:
         raise TransportError(
@@ -430,9 +448,15 @@ def decode_answer(
             outcome_unknown=True,
             http_status=status,
         )
+    if secret is not None:
+        body = mask_echoes(body, echo_forms(secret), _KEY_MASK.encode())
+    if body.startswith(codecs.BOM_UTF8):
+        body = body[len(codecs.BOM_UTF8):]
     try:
         payload: Any = None if truncated else orjson.loads(body)
-    except ValueError:
+        if secret is not None and payload is not None:
+            payload = redact(payload, secret, _KEY_MASK)
+    except (ValueError, RecursionError):
         payload = None
     if isinstance(payload, dict) and isinstance(payload.get("status"), str):
         outcome = payload["status"].lower()
@@ -647,8 +671,10 @@ class JsonFlavour:
 
     def __init__(self, api_key: str, base_url: str = DEFAULT_BASE_URL) -> None:
         self.base_url = check_base_url(base_url)
+        self._key = check_api_key(api_key)
+        self._key_bytes = self._key.encode()
         self._headers = ReadOnlyHeaders({
-            "x-api-key": check_api_key(api_key),
+            "x-api-key": self._key,
             "Content-Type": "application/json; charset=utf-8",
             "Accept": "application/json",
             "User-Agent": USER_AGENT,
@@ -784,16 +810,23 @@ class JsonFlavour:
 
     def read(self, raw: RawResponse) -> Answer:
         status = raw.status
-        if 200 <= status < 300 and not raw.truncated:
-            # The common answer, taken without decode_answer's frame: a success, exactly spelled.
+        body = raw.body
+        if (
+            200 <= status < 300 and not raw.truncated
+            and self._key_bytes not in body and b"\\" not in body
+        ):
+            # The common answer, taken without decode_answer's frame: a success, exactly spelled,
+            # that cannot echo the key (not as is, and not escaped: it has no backslash).
             try:
-                payload = orjson.loads(raw.body)
+                payload = orjson.loads(body)
             except ValueError:
                 pass
             else:
                 if type(payload) is dict and payload.get("status") == "success":
                     return payload
-        return decode_answer(status, raw.body, raw.retry_after, truncated=raw.truncated)
+        return decode_answer(
+            status, body, raw.retry_after, truncated=raw.truncated, secret=self._key
+        )
 
     def send_result(self, answer: Answer) -> SendResult:
         return structure_send_result(answer)

@@ -35,7 +35,15 @@ from mmsjson.errors import (
     TransportError,
     ValidationError,
 )
-from mmsjson.flavours.base import Answer, SendSavedOptions, check_api_key, redact, send_identity
+from mmsjson.flavours.base import (
+    Answer,
+    SendSavedOptions,
+    check_api_key,
+    echo_forms,
+    mask_echoes,
+    redact,
+    send_identity,
+)
 from mmsjson.models import MMS, SaveResult, SendResult, check_deadlines, check_text
 from mmsjson.numbers import normalize_number, normalize_sender
 from mmsjson.transport import USER_AGENT, PreparedRequest, RawResponse, check_base_url
@@ -266,6 +274,7 @@ class SmsRestFlavour:
         self.recipients_per_ticket = recipients_per_ticket
         self.url = f"{self.base_url.rstrip('/')}/{quote(service_plan_id)}/batches"
         self._token = token.encode()
+        self._token_forms = echo_forms(token)
         self._headers = {
             "Authorization": f"Bearer {token}",
             "Content-Type": "application/json; charset=utf-8",
@@ -449,13 +458,13 @@ class SmsRestFlavour:
 
     def read(self, raw: RawResponse) -> Answer:
         """The batch object of an HTTP 2xx answer, or the error the answer stands for."""
-        body = raw.body.replace(self._token, b"[token]") if self._token in raw.body else raw.body
+        body = mask_echoes(raw.body, self._token_forms, b"[token]")
         status = raw.status
         payload: Any = None
         if not raw.truncated:
             try:
                 payload = redact(json.loads(raw.body), self._token.decode(), "[token]")
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or nested deeper than Python recurses
                 payload = None
         if 200 <= status < 300:
             if isinstance(payload, dict) and isinstance(payload.get("id"), str) and payload["id"]:

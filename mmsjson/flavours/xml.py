@@ -16,13 +16,11 @@ in :data:`ASSUMPTIONS`.
 
 from __future__ import annotations
 
-import html
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Unpack
-from xml.sax.saxutils import escape as xml_escape
 
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
@@ -38,6 +36,7 @@ from mmsjson.flavours.base import (
     Answer,
     SendSavedOptions,
     check_api_key,
+    echo_forms,
     redact,
     send_identity,
     send_saved_identity,
@@ -225,10 +224,7 @@ class XmlFlavour:
         self._key = check_api_key(api_key)
         self._key_bytes = self._key.encode()
         #: The key as an answer that is not parsed may echo it: as is, or escaped for XML or HTML.
-        self._key_forms = tuple(dict.fromkeys((
-            self._key, xml_escape(self._key), html.escape(self._key),
-            xml_escape(self._key, {'"': "&quot;", "'": "&apos;"}),
-        )))
+        self._key_forms = tuple(form.decode() for form in echo_forms(self._key))
         if send_name is not None:
             check_template_name(send_name, "send_name")
             _xml_text(send_name, "send_name")

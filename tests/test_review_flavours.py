@@ -1,0 +1,182 @@
+"""Adversarial review of the three wire flavours: answers a hostile or broken peer could give must
+read as a typed MMSError with the right retry verdict, and bad input is refused before any I/O."""
+
+from __future__ import annotations
+
+import codecs
+from typing import Any
+
+import pytest
+
+from mmsjson import (
+    MMS,
+    AuthError,
+    BadRequestError,
+    Image,
+    JsonFlavour,
+    MMSError,
+    RawResponse,
+    Slide,
+    SmsRestFlavour,
+    ThroughputExceeded,
+    TransportError,
+    ValidationError,
+    XmlFlavour,
+)
+from mmsjson.retry import Verdict, classify, parse_retry_after
+from mmsjson.transport import AiohttpTransport
+from tests.conftest import SECRET
+from tests.raw_http import answering, request
+
+URL = "https://api.example.test/ep/v2/"
+#: A key as a base64 alphabet allows it: a slash a JSON writer may escape, a plus, an ampersand.
+ODD_KEY = "sk/0123456789+abc&def=SECRET"
+NESTED = b"[" * 50_000
+
+
+def picture() -> MMS:
+    return MMS(
+        slides=[Slide(text="Sale", image=Image("https://example.com/a.jpg"))],
+        subject="Sale", fallback_sms_text="See https://e.com/s",
+    )
+
+
+def read_error(flavour: Any, status: int, body: bytes) -> MMSError:
+    with pytest.raises(MMSError) as caught:
+        flavour.read(RawResponse(status, body))
+    return caught.value
+
+
+def error_text(error: BaseException) -> str:
+    return f"{error} {error!r} {getattr(error, 'response', '')!r} {getattr(error, 'info', '')!r}"
+
+
+# -- SMS REST answers --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "verdict"), [(201, Verdict.UNKNOWN), (400, Verdict.FINAL), (502, Verdict.UNKNOWN)]
+)
+def test_a_deeply_nested_sms_rest_answer_is_a_typed_error_not_a_recursion_error(
+    status: int, verdict: Verdict
+) -> None:
+    error = read_error(SmsRestFlavour(SECRET, "plan42"), status, NESTED)
+    assert classify(error) is verdict
+
+
+def test_a_deeply_nested_sms_rest_429_is_still_throughput() -> None:
+    error = read_error(SmsRestFlavour(SECRET, "plan42"), 429, b'{"code":' * 20_000)
+    assert isinstance(error, ThroughputExceeded)
+
+
+# -- Retry-After -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "\u2460", "3\u00b9"])
+def test_a_retry_after_of_digits_that_are_not_decimal_is_ignored(value: str) -> None:
+    assert parse_retry_after(value) is None
+
+
+async def test_a_429_with_a_superscript_retry_after_is_a_raw_answer_not_a_value_error(
+    raw_server: Any,
+) -> None:
+    url = await raw_server(answering(
+        "HTTP/1.1 429 Too Many\r\nRetry-After: \u00b2\r\nContent-Length: 0\r\n\r\n".encode()
+    ))
+    transport = AiohttpTransport()
+    try:
+        raw = await transport.post(request(url))
+    finally:
+        await transport.aclose()
+    assert (raw.status, raw.retry_after) == (429, None)
+    with pytest.raises(ThroughputExceeded):
+        JsonFlavour(SECRET, URL).read(raw)
+
+
+# -- requests refused before I/O ---------------------------------------------------------------
+
+
+def test_sms_rest_refuses_a_service_id_with_a_lone_surrogate_naming_it() -> None:
+    with pytest.raises(ValidationError) as caught:
+        SmsRestFlavour(SECRET, "plan42").send(
+            picture(), "17745559144", service_id="12\ud800", sender="28444"
+        )
+    assert caught.value.path == "service_id"
+
+
+# -- the JSON flavour's key in echoed answers --------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [200, 400, 429, 502])
+@pytest.mark.parametrize(
+    "echo",
+    [ODD_KEY, ODD_KEY.replace("/", "\\/"), ODD_KEY.replace("&", "&amp;")],
+    ids=["as-is", "json-escaped-slash", "html-escaped"],
+)
+def test_a_key_echoed_in_a_page_that_is_not_the_json_answer_is_redacted(
+    status: int, echo: str
+) -> None:
+    body = f"<html><pre>x-api-key: {echo}</pre></html>".encode()
+    error = read_error(JsonFlavour(ODD_KEY, URL), status, body)
+    assert "0123456789" not in error_text(error)
+
+
+@pytest.mark.parametrize("status", [200, 400])
+@pytest.mark.parametrize(
+    "echo",
+    [ODD_KEY.replace("/", "\\/"), "".join(f"\\u{ord(ch):04x}" for ch in ODD_KEY)],
+    ids=["escaped-slash", "unicode-escapes"],
+)
+def test_a_key_echoed_in_a_json_failure_answer_is_redacted(status: int, echo: str) -> None:
+    quoted = echo.encode()
+    body = (
+        b'{"status":"failure","error-code":"E104","error-info":"bad key ' + quoted
+        + b'","request":{"x-api-key":"' + quoted + b'"}}'
+    )
+    error = read_error(JsonFlavour(ODD_KEY, URL), status, body)
+    assert isinstance(error, AuthError)
+    assert "0123456789" not in error_text(error)
+
+
+def test_a_key_echoed_in_a_json_success_answer_is_not_kept_in_the_result() -> None:
+    flavour = JsonFlavour(ODD_KEY, URL)
+    body = b'{"status":"success","tracking-id":"T1","echo":"%s"}' % ODD_KEY.encode()
+    result = flavour.send_result(flavour.read(RawResponse(200, body)))
+    assert result.tracking_id == "T1"
+    assert "0123456789" not in repr(result) + repr(result.raw)
+
+
+def test_a_deeply_nested_json_failure_answer_is_a_typed_error() -> None:
+    body = b'{"status":"failure","error-code":"E113","x":' + b"[" * 1000 + b"]" * 1000 + b"}"
+    error = read_error(JsonFlavour(SECRET, URL), 200, body)
+    assert isinstance(error, MMSError)
+
+
+# -- byte order marks --------------------------------------------------------------------------
+
+
+def test_a_json_success_answer_after_a_byte_order_mark_is_a_success() -> None:
+    body = codecs.BOM_UTF8 + b'{"status":"success","tracking-id":"T1"}'
+    flavour = JsonFlavour(SECRET, URL)
+    assert flavour.send_result(flavour.read(RawResponse(200, body))).tracking_id == "T1"
+
+
+def test_a_json_failure_answer_after_a_byte_order_mark_is_its_error() -> None:
+    body = codecs.BOM_UTF8 + b'{"status":"failure","error-code":"E113"}'
+    error = read_error(JsonFlavour(SECRET, URL), 200, body)
+    assert isinstance(error, ThroughputExceeded)
+
+
+def test_each_flavour_reads_an_empty_2xx_body_as_an_unknown_outcome() -> None:
+    for flavour in (
+        JsonFlavour(SECRET, URL), XmlFlavour(SECRET, URL), SmsRestFlavour(SECRET, "plan42")
+    ):
+        error = read_error(flavour, 200, b"")
+        assert isinstance(error, TransportError) and classify(error) is Verdict.UNKNOWN
+
+
+def test_an_empty_400_is_a_refusal_in_each_flavour() -> None:
+    for flavour in (
+        JsonFlavour(SECRET, URL), XmlFlavour(SECRET, URL), SmsRestFlavour(SECRET, "plan42")
+    ):
+        assert isinstance(read_error(flavour, 400, b""), BadRequestError)
