@@ -180,3 +180,34 @@ def test_an_empty_400_is_a_refusal_in_each_flavour() -> None:
         JsonFlavour(SECRET, URL), XmlFlavour(SECRET, URL), SmsRestFlavour(SECRET, "plan42")
     ):
         assert isinstance(read_error(flavour, 400, b""), BadRequestError)
+
+
+# -- SMS REST settings and sender refused before I/O -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://example.com/cb\ud800", "https://example.com/c\x00b", "https://example.com/a b",
+     "https://example.com/" + "x" * 2048],
+    ids=["surrogate", "nul", "space", "over-2048"],
+)
+def test_sms_rest_refuses_a_callback_url_it_cannot_send_when_it_is_built(url: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        SmsRestFlavour(SECRET, "plan42", callback_url=url)
+    assert caught.value.path == "callback_url"
+
+
+@pytest.mark.parametrize("option", ["feedback_enabled", "strict_validation"])
+def test_sms_rest_refuses_a_switch_that_is_not_a_bool(option: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        SmsRestFlavour(SECRET, "plan42", **{option: "yes"})
+    assert caught.value.path == option
+
+
+@pytest.mark.parametrize("mask", ["", "   "])
+def test_sms_rest_refuses_a_blank_sender_mask_rather_than_sending_an_empty_from(mask: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        SmsRestFlavour(SECRET, "plan42").send(
+            picture(), "17745559144", service_id=None, sender="28444", from_mask=mask
+        )
+    assert caught.value.path == "from_mask"

@@ -44,7 +44,15 @@ from mmsjson.flavours.base import (
     redact,
     send_identity,
 )
-from mmsjson.models import MMS, SaveResult, SendResult, check_deadlines, check_text
+from mmsjson.models import (
+    MMS,
+    SaveResult,
+    SendResult,
+    check_deadlines,
+    check_from_mask,
+    check_switch,
+    check_text,
+)
 from mmsjson.numbers import normalize_number, normalize_sender
 from mmsjson.transport import USER_AGENT, PreparedRequest, RawResponse, check_base_url
 
@@ -270,6 +278,16 @@ class SmsRestFlavour:
             raise ValidationError("delivery_report", f"must be one of {sorted(_REPORTS)}")
         if callback_url is not None:
             check_base_url(callback_url, "callback_url")
+            if len(callback_url) > _MAX_URL or not callback_url.isprintable() or (
+                " " in callback_url
+            ):
+                raise ValidationError(
+                    "callback_url",
+                    f"must be a URL of at most {_MAX_URL} characters without spaces or control "
+                    "characters (percent-encode them)",
+                )
+        check_switch(feedback_enabled, "feedback_enabled")
+        check_switch(strict_validation, "strict_validation")
         self.max_recipients = max_recipients
         self.recipients_per_ticket = recipients_per_ticket
         self.url = f"{self.base_url.rstrip('/')}/{quote(service_plan_id)}/batches"
@@ -316,7 +334,7 @@ class SmsRestFlavour:
             check_deadlines(mms.expires_at, None)
         payload: dict[str, Any] = {"to": list(recipients)}
         if from_mask is not None:
-            check_text(from_mask, "from_mask")
+            check_from_mask(from_mask)
             payload["from"] = from_mask
         elif sender:
             payload["from"] = _sender(sender, "sender")
