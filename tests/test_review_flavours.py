@@ -23,7 +23,7 @@ from mmsjson import (
     ValidationError,
     XmlFlavour,
 )
-from mmsjson.retry import Verdict, classify, parse_retry_after
+from mmsjson.retry import RetryPolicy, Verdict, classify, parse_retry_after
 from mmsjson.transport import AiohttpTransport
 from tests.conftest import SECRET
 from tests.raw_http import answering, request
@@ -211,3 +211,31 @@ def test_sms_rest_refuses_a_blank_sender_mask_rather_than_sending_an_empty_from(
             picture(), "17745559144", service_id=None, sender="28444", from_mask=mask
         )
     assert caught.value.path == "from_mask"
+
+
+# -- the retry policy --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "path"),
+    [
+        ({"max_attempts": 0}, "max_attempts"),
+        ({"max_attempts": "3"}, "max_attempts"),
+        ({"max_attempts": 2.5}, "max_attempts"),
+        ({"base_delay": -1.0}, "base_delay"),
+        ({"base_delay": float("nan")}, "base_delay"),
+        ({"max_delay": float("inf")}, "max_delay"),
+        ({"max_delay": -0.5}, "max_delay"),
+    ],
+)
+def test_a_retry_policy_that_could_retry_without_back_off_or_wait_forever_is_refused(
+    options: dict[str, Any], path: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        RetryPolicy(**options)
+    assert caught.value.path == path
+
+
+def test_a_retry_after_the_peer_makes_infinite_waits_at_most_max_delay() -> None:
+    after = parse_retry_after("1e999")
+    assert RetryPolicy(max_delay=3.0).delay(1, after) == 3.0
