@@ -239,3 +239,22 @@ def test_a_retry_policy_that_could_retry_without_back_off_or_wait_forever_is_ref
 def test_a_retry_after_the_peer_makes_infinite_waits_at_most_max_delay() -> None:
     after = parse_retry_after("1e999")
     assert RetryPolicy(max_delay=3.0).delay(1, after) == 3.0
+
+
+# -- HTTP 429 whatever the failure answer's code says ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"status":"failure","error-code":"E999","error-info":"slow down"}', b'{"status":"failure"}'],
+    ids=["unknown-code", "no-code"],
+)
+def test_a_json_failure_answer_with_http_429_is_throughput_and_keeps_its_code(body: bytes) -> None:
+    error = read_error(JsonFlavour(SECRET, URL), 429, body)
+    assert isinstance(error, ThroughputExceeded) and classify(error) is Verdict.RETRY
+
+
+def test_an_xml_failure_answer_with_http_429_is_throughput_and_keeps_its_code() -> None:
+    body = b"<response><status>Failure</status><error-code>E999</error-code></response>"
+    error = read_error(XmlFlavour(SECRET, URL), 429, body)
+    assert isinstance(error, ThroughputExceeded) and error.code == "E999"
