@@ -258,3 +258,8 @@ def test_an_xml_failure_answer_with_http_429_is_throughput_and_keeps_its_code() 
     body = b"<response><status>Failure</status><error-code>E999</error-code></response>"
     error = read_error(XmlFlavour(SECRET, URL), 429, body)
     assert isinstance(error, ThroughputExceeded) and error.code == "E999"
+
+
+def test_the_xml_save_identity_holds_no_form_of_the_key() -> None:
+    saved = XmlFlavour(ODD_KEY, URL).save(picture(), name="spring")
+    assert saved.identity is not None and b"0123456789" not in saved.identity
