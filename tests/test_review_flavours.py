@@ -263,3 +263,10 @@ def test_an_xml_failure_answer_with_http_429_is_throughput_and_keeps_its_code() 
 def test_the_xml_save_identity_holds_no_form_of_the_key() -> None:
     saved = XmlFlavour(ODD_KEY, URL).save(picture(), name="spring")
     assert saved.identity is not None and b"0123456789" not in saved.identity
+
+
+@pytest.mark.parametrize("cap", [0, -1, 1.5, True, "64k"])
+def test_an_answer_cap_that_would_cut_every_answer_is_refused(cap: object) -> None:
+    with pytest.raises(ValidationError) as caught:
+        AiohttpTransport(max_answer_bytes=cap)  # type: ignore[arg-type]
+    assert caught.value.path == "max_answer_bytes"
