@@ -4,6 +4,7 @@ read as a typed MMSError with the right retry verdict, and bad input is refused 
 from __future__ import annotations
 
 import codecs
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,9 +13,13 @@ from mmsjson import (
     MMS,
     AuthError,
     BadRequestError,
+    BulkJob,
     Image,
     JsonFlavour,
+    MMSClient,
     MMSError,
+    OutcomeStatus,
+    PreparedRequest,
     RawResponse,
     Slide,
     SmsRestFlavour,
@@ -24,6 +29,7 @@ from mmsjson import (
     XmlFlavour,
 )
 from mmsjson.retry import RetryPolicy, Verdict, classify, parse_retry_after
+from mmsjson.testing import MockTransport
 from mmsjson.transport import AiohttpTransport
 from tests.conftest import SECRET
 from tests.raw_http import answering, request
@@ -270,3 +276,31 @@ def test_an_answer_cap_that_would_cut_every_answer_is_refused(cap: object) -> No
     with pytest.raises(ValidationError) as caught:
         AiohttpTransport(max_answer_bytes=cap)  # type: ignore[arg-type]
     assert caught.value.path == "max_answer_bytes"
+
+
+# -- SMS REST answers that cannot be stored ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"id":"B\\ud800","to":["+17745559144"]}', b'{"id":"B1","to":["+1774\\udc00"]}',
+     b'{"id":"B1","n":NaN}'],
+    ids=["id-lone-surrogate", "to-lone-surrogate", "nan"],
+)
+def test_a_created_batch_whose_answer_is_not_strict_json_is_an_unknown_outcome(body: bytes) -> None:
+    error = read_error(SmsRestFlavour(SECRET, "plan42"), 201, body)
+    assert isinstance(error, TransportError) and classify(error) is Verdict.UNKNOWN
+
+
+async def test_a_journaled_bulk_run_survives_a_batch_id_with_a_lone_surrogate(tmp_path: Path) -> None:
+    def answer(request: PreparedRequest) -> RawResponse:
+        return RawResponse(201, b'{"id":"B\\ud800"}')
+
+    client = MMSClient(
+        flavour=SmsRestFlavour(SECRET, "plan42"), sender="28444", throughput=None,
+        transport=MockTransport(answer),
+    )
+    async with client:
+        jobs = [BulkJob(to=f"177455510{i:02d}", mms=picture()) for i in range(2)]
+        outcomes = [o async for o in client.send_bulk(jobs, journal=tmp_path / "run.db")]
+    assert [o.status for o in outcomes] == [OutcomeStatus.UNKNOWN] * 2

@@ -8,6 +8,7 @@ The send pipeline, the limiter, the retries, the fan-out and the journal know no
 
 from __future__ import annotations
 
+import codecs
 import html
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -27,6 +28,7 @@ __all__ = [
     "echo_forms",
     "mask_echoes",
     "redact",
+    "without_bom",
     "send_identity",
     "send_saved_identity",
 ]
@@ -144,6 +146,12 @@ def mask_echoes(body: bytes, forms: tuple[bytes, ...], mask: bytes) -> bytes:
         if form in body:
             body = body.replace(form, mask)
     return body
+
+
+def without_bom(body: bytes) -> bytes:
+    """``body`` without a leading UTF-8 byte order mark, which JSON readers refuse (RFC 8259
+    allows a reader to ignore it)."""
+    return body[len(codecs.BOM_UTF8):] if body.startswith(codecs.BOM_UTF8) else body
 
 
 def send_identity(

@@ -11,7 +11,6 @@ call is slow and leaks memory.
 
 from __future__ import annotations
 
-import codecs
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -38,6 +37,7 @@ from mmsjson.flavours.base import (
     echo_forms,
     mask_echoes,
     redact,
+    without_bom,
 )
 from mmsjson.models import (
     MEDIA_KINDS,
@@ -450,8 +450,7 @@ def decode_answer(
         )
     if secret is not None:
         body = mask_echoes(body, echo_forms(secret), _KEY_MASK.encode())
-    if body.startswith(codecs.BOM_UTF8):
-        body = body[len(codecs.BOM_UTF8):]
+    body = without_bom(body)
     try:
         payload: Any = None if truncated else orjson.loads(body)
         if secret is not None and payload is not None:

@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from typing import Any, Unpack
 from urllib.parse import quote
 
+import orjson
+
 from mmsjson.errors import (
     AccountError,
     ApiError,
@@ -43,6 +45,7 @@ from mmsjson.flavours.base import (
     mask_echoes,
     redact,
     send_identity,
+    without_bom,
 )
 from mmsjson.models import (
     MMS,
@@ -480,9 +483,13 @@ class SmsRestFlavour:
         status = raw.status
         payload: Any = None
         if not raw.truncated:
+            # orjson, as strict as the JSON flavour's reader: a lone surrogate, NaN or a nesting
+            # deeper than 1,024 is no answer (a lone surrogate in a batch id cannot be stored).
             try:
-                payload = redact(json.loads(raw.body), self._token.decode(), "[token]")
-            except (ValueError, RecursionError):  # not JSON, or nested deeper than Python recurses
+                payload = redact(
+                    orjson.loads(without_bom(raw.body)), self._token.decode(), "[token]"
+                )
+            except (ValueError, RecursionError):
                 payload = None
         if 200 <= status < 300:
             if isinstance(payload, dict) and isinstance(payload.get("id"), str) and payload["id"]:
