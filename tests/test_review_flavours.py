@@ -304,3 +304,28 @@ async def test_a_journaled_bulk_run_survives_a_batch_id_with_a_lone_surrogate(tm
         jobs = [BulkJob(to=f"177455510{i:02d}", mms=picture()) for i in range(2)]
         outcomes = [o async for o in client.send_bulk(jobs, journal=tmp_path / "run.db")]
     assert [o.status for o in outcomes] == [OutcomeStatus.UNKNOWN] * 2
+
+
+# -- hostile sizes (each took a minute or more of CPU, holding the event loop, before the fix) ---
+
+
+def test_an_e106_answer_of_sixty_thousand_digits_is_read_in_one_scan() -> None:
+    """The stated-wait pattern was tried from every digit of a run: quadratic in the answer."""
+    body = b'{"status":"failure","error-code":"E106","error-info":"' + b"7" * 60_000 + b'"}'
+    error = read_error(JsonFlavour(SECRET, URL), 200, body)
+    assert isinstance(error, ThroughputExceeded) and error.retry_after is None
+
+
+def test_an_e106_answer_still_states_its_wait() -> None:
+    body = b'{"status":"failure","error-code":"E106","error-info":"at least 5 seconds apart"}'
+    error = read_error(JsonFlavour(SECRET, URL), 200, body)
+    assert isinstance(error, ThroughputExceeded) and error.retry_after == 5.0
+
+
+def test_an_sms_rest_sender_of_two_hundred_thousand_letters_is_refused_at_once() -> None:
+    """The alphanumeric-sender pattern ran before the 11-character limit: quadratic in its length."""
+    with pytest.raises(ValidationError) as caught:
+        SmsRestFlavour(SECRET, "plan42").send(
+            picture(), "17745559144", service_id=None, sender="a" * 200_000 + "!"
+        )
+    assert caught.value.path == "sender"

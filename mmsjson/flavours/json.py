@@ -410,7 +410,9 @@ def join_body(envelope: Mapping[str, Any], fragment: bytes) -> bytes:
 _UNKNOWN_STATUSES = frozenset({500, 502, 504})
 
 
-_SECONDS_APART = re.compile(r"(\d+(?:\.\d+)?)\s*(?:s\b|sec|second)", re.IGNORECASE)
+#: A number of seconds; it starts where a run of digits starts (``(?<![\d.])``), so a hostile
+#: answer of 60,000 digits is scanned once, not from each of its digits (which took a minute).
+_SECONDS_APART = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(?:s\b|sec|second)", re.IGNORECASE)
 
 
 def _stated_wait(code: str, info: str | None) -> float | None:

@@ -153,7 +153,7 @@ def _e164(number: str, field: str) -> str:
 
 def _sender(value: str, field: str) -> str:
     """A phone number as ``+digits``, a short code as digits, or an alphanumeric sender as is."""
-    if _ALPHANUMERIC.fullmatch(value) and len(value) <= 11:
+    if len(value) <= 11 and _ALPHANUMERIC.fullmatch(value):
         return value
     digits = normalize_sender(value, field=field)
     return digits if len(digits) <= 6 else "+" + digits
