@@ -329,3 +329,10 @@ def test_an_sms_rest_sender_of_two_hundred_thousand_letters_is_refused_at_once()
             picture(), "17745559144", service_id=None, sender="a" * 200_000 + "!"
         )
     assert caught.value.path == "sender"
+
+
+@pytest.mark.parametrize("status", [400, 502])
+def test_a_token_echoed_html_escaped_in_an_sms_rest_error_page_is_redacted(status: int) -> None:
+    body = f"<html>Authorization: Bearer {ODD_KEY.replace('&', '&amp;')}</html>".encode()
+    error = read_error(SmsRestFlavour(ODD_KEY, "plan42"), status, body)
+    assert "0123456789" not in error_text(error)
