@@ -28,9 +28,9 @@ __all__ = [
     "echo_forms",
     "mask_echoes",
     "redact",
-    "without_bom",
     "send_identity",
     "send_saved_identity",
+    "without_bom",
 ]
 
 #: An accepted answer as the flavour decoded it; read it with the flavour's ``*_result`` methods.

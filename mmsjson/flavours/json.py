@@ -457,7 +457,7 @@ def decode_answer(
         payload: Any = None if truncated else orjson.loads(body)
         if secret is not None and payload is not None:
             payload = redact(payload, secret, _KEY_MASK)
-    except (ValueError, RecursionError):
+    except (ValueError, RecursionError):  # redact recurses: nested near orjson's 1,024 is too deep
         payload = None
     if isinstance(payload, dict) and isinstance(payload.get("status"), str):
         outcome = payload["status"].lower()
