@@ -325,8 +325,13 @@ def api_error_from_code(
     http_status: int = 200,
     response: Mapping[str, Any] | str | None = None,
 ) -> ApiError:
-    """The exception for an API ``error-code``; an unknown code gives a plain :class:`ApiError`."""
-    return _family(code)(code, info, http_status=http_status, response=response)
+    """The exception for an API ``error-code``; an unknown code gives a plain :class:`ApiError`.
+
+    With HTTP 429 it is :class:`ThroughputExceeded` (the code kept) whatever the code says: the
+    request was not taken, and it may be sent again after backing off.
+    """
+    family = ThroughputExceeded if http_status == 429 else _family(code)
+    return family(code, info, http_status=http_status, response=response)
 
 
 def api_error_from_http(

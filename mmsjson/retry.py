@@ -15,13 +15,14 @@ fan-out's outcome per recipient.
 from __future__ import annotations
 
 import enum
+import math
 import random
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from attrs import field, frozen
+from attrs import Attribute, field, frozen
 
-from mmsjson.errors import ApiError, MMSError, TransportError
+from mmsjson.errors import ApiError, MMSError, TransportError, ValidationError
 
 __all__ = ["RetryPolicy", "Verdict", "classify", "parse_retry_after"]
 
@@ -50,7 +51,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         seconds = float(value)
@@ -80,14 +81,26 @@ class RetryPolicy:
     """
 
     max_attempts: int = field(default=6)
-    base_delay: float = 0.2
-    max_delay: float = 10.0
+    base_delay: float = field(default=0.2)
+    max_delay: float = field(default=10.0)
     retry_unknown: bool = False
 
     @max_attempts.validator
-    def _check_attempts(self, _: object, value: int) -> None:
-        if value < 1:
-            raise ValueError("max_attempts must be at least 1")
+    def _check_attempts(self, _: object, value: object) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValidationError("max_attempts", f"must be an integer of at least 1, not {value!r}")
+
+    @base_delay.validator
+    @max_delay.validator
+    def _check_delay(self, attribute: Attribute[float], value: object) -> None:
+        """A negative or NaN delay retries without back-off; an infinite cap can wait forever
+        (a ``Retry-After`` of ``1e999``)."""
+        if isinstance(value, bool) or not isinstance(value, int | float) or not (
+            0 <= value < math.inf
+        ):
+            raise ValidationError(
+                attribute.name, f"must be a finite number of seconds, at least 0, not {value!r}"
+            )
 
     def should_retry(self, error: MMSError, attempt: int) -> bool:
         """Whether to try again after ``error`` on try number ``attempt`` (from 1)."""

@@ -336,6 +336,14 @@ class AiohttpTransport:
         ):
             if seconds is not None:
                 _check_seconds(seconds, name)
+        if isinstance(max_answer_bytes, bool) or not isinstance(max_answer_bytes, int) or (
+            max_answer_bytes < 1
+        ):
+            raise ValidationError(
+                "max_answer_bytes",
+                f"must be a positive number of bytes, not {max_answer_bytes!r}: a smaller cap cuts "
+                "every answer, and a cut accepted answer is an unknown outcome",
+            )
         self._timeout = aiohttp.ClientTimeout(
             total=None, connect=None, sock_connect=connect_timeout, sock_read=None
         )

@@ -8,10 +8,13 @@ The send pipeline, the limiter, the retries, the fan-out and the journal know no
 
 from __future__ import annotations
 
+import codecs
+import html
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypedDict, Unpack
+from xml.sax.saxutils import escape as xml_escape
 
 from mmsjson.errors import ValidationError
 from mmsjson.models import MMS, SaveResult, SendResult
@@ -22,9 +25,12 @@ __all__ = [
     "Flavour",
     "SendSavedOptions",
     "check_api_key",
+    "echo_forms",
+    "mask_echoes",
     "redact",
     "send_identity",
     "send_saved_identity",
+    "without_bom",
 ]
 
 #: An accepted answer as the flavour decoded it; read it with the flavour's ``*_result`` methods.
@@ -124,6 +130,30 @@ def redact(value: Any, secret: str, mask: str) -> Any:
     return value
 
 
+def echo_forms(secret: str) -> tuple[bytes, ...]:
+    """The ways a peer may echo ``secret`` in an answer that is not parsed: as is, escaped for XML
+    or HTML, or with the slash a JSON writer may escape (``\\/``), each as UTF-8."""
+    forms = (
+        secret, xml_escape(secret), html.escape(secret),
+        xml_escape(secret, {'"': "&quot;", "'": "&apos;"}), secret.replace("/", "\\/"),
+    )
+    return tuple(form.encode() for form in dict.fromkeys(forms))
+
+
+def mask_echoes(body: bytes, forms: tuple[bytes, ...], mask: bytes) -> bytes:
+    """``body`` with every form of a secret (see :func:`echo_forms`) replaced by ``mask``."""
+    for form in forms:
+        if form in body:
+            body = body.replace(form, mask)
+    return body
+
+
+def without_bom(body: bytes) -> bytes:
+    """``body`` without a leading UTF-8 byte order mark, which JSON readers refuse (RFC 8259
+    allows a reader to ignore it)."""
+    return body[len(codecs.BOM_UTF8):] if body.startswith(codecs.BOM_UTF8) else body
+
+
 def send_identity(
     mms: MMS,
     to: str,
@@ -141,10 +171,13 @@ def send_identity(
     checks: a flavour that needs no service id or fallback text still gets an identity.
     """
     from mmsjson.flavours.json import join_body
+    from mmsjson.models import check_text
     from mmsjson.numbers import normalize_number, normalize_numbers, normalize_sender
 
     envelope: dict[str, Any] = {"action": "sendmms"}
     if service_id is not None and service_id != "":
+        if isinstance(service_id, str):
+            check_text(service_id, "service_id")
         envelope["service-id"] = str(service_id)
     envelope["to"] = normalize_number(to, field="to")
     if sender:

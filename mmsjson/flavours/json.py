@@ -30,7 +30,15 @@ from mmsjson.errors import (
     api_error_from_code,
     api_error_from_http,
 )
-from mmsjson.flavours.base import Answer, SendSavedOptions, check_api_key
+from mmsjson.flavours.base import (
+    Answer,
+    SendSavedOptions,
+    check_api_key,
+    echo_forms,
+    mask_echoes,
+    redact,
+    without_bom,
+)
 from mmsjson.models import (
     MEDIA_KINDS,
     MMS,
@@ -402,7 +410,9 @@ def join_body(envelope: Mapping[str, Any], fragment: bytes) -> bytes:
 _UNKNOWN_STATUSES = frozenset({500, 502, 504})
 
 
-_SECONDS_APART = re.compile(r"(\d+(?:\.\d+)?)\s*(?:s\b|sec|second)", re.IGNORECASE)
+#: A number of seconds; it starts where a run of digits starts (``(?<![\d.])``), so a hostile
+#: answer of 60,000 digits is scanned once, not from each of its digits (which took a minute).
+_SECONDS_APART = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(?:s\b|sec|second)", re.IGNORECASE)
 
 
 def _stated_wait(code: str, info: str | None) -> float | None:
@@ -413,8 +423,16 @@ def _stated_wait(code: str, info: str | None) -> float | None:
     return float(found.group(1)) if found else None
 
 
+_KEY_MASK = "[api-key]"
+
+
 def decode_answer(
-    status: int, body: bytes, retry_after: float | None = None, *, truncated: bool = False
+    status: int,
+    body: bytes,
+    retry_after: float | None = None,
+    *,
+    truncated: bool = False,
+    secret: str | None = None,
 ) -> dict[str, Any]:
     """The API's ``status: success`` answer, or the error it stands for.
 
@@ -422,7 +440,9 @@ def decode_answer(
     answer raises by status: 429 and 503 as retryable, 500/502/504 as :class:`TransportError` with
     an unknown outcome (a gateway may have passed the request on), other 4xx as not accepted. An
     answer cut off at the transport's cap is read only for an error's message: a 2xx one is an
-    unknown outcome, whatever its start says.
+    unknown outcome, whatever its start says. A UTF-8 byte order mark before the JSON is skipped.
+    ``secret`` (the API key) is masked wherever the answer echoes it, as is or escaped, so no
+    error or result can carry it.
     """
     if truncated and 200 <= status < 300:
         raise TransportError(
@@ -430,9 +450,14 @@ def decode_answer(
             outcome_unknown=True,
             http_status=status,
         )
+    if secret is not None:
+        body = mask_echoes(body, echo_forms(secret), _KEY_MASK.encode())
+    body = without_bom(body)
     try:
         payload: Any = None if truncated else orjson.loads(body)
-    except ValueError:
+        if secret is not None and payload is not None:
+            payload = redact(payload, secret, _KEY_MASK)
+    except (ValueError, RecursionError):  # redact recurses: nested near orjson's 1,024 is too deep
         payload = None
     if isinstance(payload, dict) and isinstance(payload.get("status"), str):
         outcome = payload["status"].lower()
@@ -647,8 +672,9 @@ class JsonFlavour:
 
     def __init__(self, api_key: str, base_url: str = DEFAULT_BASE_URL) -> None:
         self.base_url = check_base_url(base_url)
+        self._key = check_api_key(api_key)
         self._headers = ReadOnlyHeaders({
-            "x-api-key": check_api_key(api_key),
+            "x-api-key": self._key,
             "Content-Type": "application/json; charset=utf-8",
             "Accept": "application/json",
             "User-Agent": USER_AGENT,
@@ -786,6 +812,8 @@ class JsonFlavour:
         status = raw.status
         if 200 <= status < 300 and not raw.truncated:
             # The common answer, taken without decode_answer's frame: a success, exactly spelled.
+            # It is not searched for the key: an answer reaches no exception, log or repr (a
+            # result's repr leaves out its raw answer), and the search cost a third of a read.
             try:
                 payload = orjson.loads(raw.body)
             except ValueError:
@@ -793,7 +821,9 @@ class JsonFlavour:
             else:
                 if type(payload) is dict and payload.get("status") == "success":
                     return payload
-        return decode_answer(status, raw.body, raw.retry_after, truncated=raw.truncated)
+        return decode_answer(
+            status, raw.body, raw.retry_after, truncated=raw.truncated, secret=self._key
+        )
 
     def send_result(self, answer: Answer) -> SendResult:
         return structure_send_result(answer)

@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from typing import Any, Unpack
 from urllib.parse import quote
 
+import orjson
+
 from mmsjson.errors import (
     AccountError,
     ApiError,
@@ -35,8 +37,25 @@ from mmsjson.errors import (
     TransportError,
     ValidationError,
 )
-from mmsjson.flavours.base import Answer, SendSavedOptions, check_api_key, redact, send_identity
-from mmsjson.models import MMS, SaveResult, SendResult, check_deadlines, check_text
+from mmsjson.flavours.base import (
+    Answer,
+    SendSavedOptions,
+    check_api_key,
+    echo_forms,
+    mask_echoes,
+    redact,
+    send_identity,
+    without_bom,
+)
+from mmsjson.models import (
+    MMS,
+    SaveResult,
+    SendResult,
+    check_deadlines,
+    check_from_mask,
+    check_switch,
+    check_text,
+)
 from mmsjson.numbers import normalize_number, normalize_sender
 from mmsjson.transport import USER_AGENT, PreparedRequest, RawResponse, check_base_url
 
@@ -134,7 +153,7 @@ def _e164(number: str, field: str) -> str:
 
 def _sender(value: str, field: str) -> str:
     """A phone number as ``+digits``, a short code as digits, or an alphanumeric sender as is."""
-    if _ALPHANUMERIC.fullmatch(value) and len(value) <= 11:
+    if len(value) <= 11 and _ALPHANUMERIC.fullmatch(value):
         return value
     digits = normalize_sender(value, field=field)
     return digits if len(digits) <= 6 else "+" + digits
@@ -262,10 +281,21 @@ class SmsRestFlavour:
             raise ValidationError("delivery_report", f"must be one of {sorted(_REPORTS)}")
         if callback_url is not None:
             check_base_url(callback_url, "callback_url")
+            if len(callback_url) > _MAX_URL or not callback_url.isprintable() or (
+                " " in callback_url
+            ):
+                raise ValidationError(
+                    "callback_url",
+                    f"must be a URL of at most {_MAX_URL} characters without spaces or control "
+                    "characters (percent-encode them)",
+                )
+        check_switch(feedback_enabled, "feedback_enabled")
+        check_switch(strict_validation, "strict_validation")
         self.max_recipients = max_recipients
         self.recipients_per_ticket = recipients_per_ticket
         self.url = f"{self.base_url.rstrip('/')}/{quote(service_plan_id)}/batches"
         self._token = token.encode()
+        self._token_forms = echo_forms(token)
         self._headers = {
             "Authorization": f"Bearer {token}",
             "Content-Type": "application/json; charset=utf-8",
@@ -307,7 +337,7 @@ class SmsRestFlavour:
             check_deadlines(mms.expires_at, None)
         payload: dict[str, Any] = {"to": list(recipients)}
         if from_mask is not None:
-            check_text(from_mask, "from_mask")
+            check_from_mask(from_mask)
             payload["from"] = from_mask
         elif sender:
             payload["from"] = _sender(sender, "sender")
@@ -449,13 +479,17 @@ class SmsRestFlavour:
 
     def read(self, raw: RawResponse) -> Answer:
         """The batch object of an HTTP 2xx answer, or the error the answer stands for."""
-        body = raw.body.replace(self._token, b"[token]") if self._token in raw.body else raw.body
+        body = mask_echoes(raw.body, self._token_forms, b"[token]")
         status = raw.status
         payload: Any = None
         if not raw.truncated:
+            # orjson, as strict as the JSON flavour's reader: a lone surrogate, NaN or a nesting
+            # deeper than 1,024 is no answer (a lone surrogate in a batch id cannot be stored).
             try:
-                payload = redact(json.loads(raw.body), self._token.decode(), "[token]")
-            except ValueError:
+                payload = redact(
+                    orjson.loads(without_bom(raw.body)), self._token.decode(), "[token]"
+                )
+            except (ValueError, RecursionError):
                 payload = None
         if 200 <= status < 300:
             if isinstance(payload, dict) and isinstance(payload.get("id"), str) and payload["id"]:

@@ -16,13 +16,11 @@ in :data:`ASSUMPTIONS`.
 
 from __future__ import annotations
 
-import html
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Unpack
-from xml.sax.saxutils import escape as xml_escape
 
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
@@ -38,6 +36,8 @@ from mmsjson.flavours.base import (
     Answer,
     SendSavedOptions,
     check_api_key,
+    echo_forms,
+    mask_echoes,
     redact,
     send_identity,
     send_saved_identity,
@@ -223,12 +223,9 @@ class XmlFlavour:
     ) -> None:
         self.base_url = check_base_url(base_url)
         self._key = check_api_key(api_key)
-        self._key_bytes = self._key.encode()
         #: The key as an answer that is not parsed may echo it: as is, or escaped for XML or HTML.
-        self._key_forms = tuple(dict.fromkeys((
-            self._key, xml_escape(self._key), html.escape(self._key),
-            xml_escape(self._key, {'"': "&quot;", "'": "&apos;"}),
-        )))
+        self._key_echoes = echo_forms(self._key)
+        self._key_forms = tuple(form.decode() for form in self._key_echoes)
         if send_name is not None:
             check_template_name(send_name, "send_name")
             _xml_text(send_name, "send_name")
@@ -300,7 +297,7 @@ class XmlFlavour:
         body = _document(root)
         return PreparedRequest(
             url=self.base_url, body=body, headers=self._headers, recipients=(), action=action,
-            identity=body.replace(self._key_bytes, _KEY_MASK),
+            identity=mask_echoes(body, self._key_echoes, _KEY_MASK),
         )
 
     def send_saved(
