@@ -52,7 +52,6 @@ from mmsjson.models import (
     SaveResult,
     SendResult,
     check_deadlines,
-    check_from_mask,
     check_switch,
     check_text,
 )
@@ -281,13 +280,11 @@ class SmsRestFlavour:
             raise ValidationError("delivery_report", f"must be one of {sorted(_REPORTS)}")
         if callback_url is not None:
             check_base_url(callback_url, "callback_url")
-            if len(callback_url) > _MAX_URL or not callback_url.isprintable() or (
-                " " in callback_url
-            ):
+            if not callback_url.isprintable() or " " in callback_url:
                 raise ValidationError(
                     "callback_url",
-                    f"must be a URL of at most {_MAX_URL} characters without spaces or control "
-                    "characters (percent-encode them)",
+                    "must be a URL without spaces or control characters (RFC 3986: "
+                    "percent-encode them)",
                 )
         check_switch(feedback_enabled, "feedback_enabled")
         check_switch(strict_validation, "strict_validation")
@@ -337,7 +334,9 @@ class SmsRestFlavour:
             check_deadlines(mms.expires_at, None)
         payload: dict[str, Any] = {"to": list(recipients)}
         if from_mask is not None:
-            check_from_mask(from_mask)
+            check_text(from_mask, "from_mask")
+            if not from_mask.strip():
+                raise ValidationError("from_mask", "is empty; leave it out (None) to send from the sender")
             payload["from"] = from_mask
         elif sender:
             payload["from"] = _sender(sender, "sender")
