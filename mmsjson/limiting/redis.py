@@ -2,8 +2,10 @@
 
 Each process asks one Lua script for start *slots*, several at a time when several requests wait.
 The script runs atomically on the Redis server and reads only the server's clock (``TIME``), so
-the hosts' clocks never matter. It hands out slots the way the in-process
-:class:`~mmsjson.limiting.ThroughputLimiter` lets starts go:
+the hosts' clocks never matter. The state remembers the server's time of its last call: a server
+clock that steps back (a failover to a replica whose clock is behind) moves the state back with it,
+rather than stopping every grant until the new clock catches up. It hands out slots the way the
+in-process :class:`~mmsjson.limiting.ThroughputLimiter` lets starts go:
 
 * paced: slots lie at least ``(1 + margin) / rate`` seconds apart (a GCRA with no burst), so the
   account sees an even stream whichever processes take the slots;
@@ -90,7 +92,7 @@ local backoff_factor = tonumber(ARGV[14])
 local recovery_interval = tonumber(ARGV[15])
 local state, log = KEYS[1], KEYS[2]
 
-local s = redis.call('HMGET', state, 'born', 'tat', 'fraction', 'changed', 'paused', 'seq', 'cooled')
+local s = redis.call('HMGET', state, 'born', 'tat', 'fraction', 'changed', 'paused', 'seq', 'cooled', 'seen')
 local e = redis.call('HMGET', state, 'e113', 'e113_from', 'last_e113', 'quiet')
 local e113, e113_from = tonumber(e[1]) or 0, tonumber(e[2]) or 0
 local last_e113, quiet = tonumber(e[3]) or 0, tonumber(e[4]) or 0
@@ -112,6 +114,16 @@ else
     if born + horizon > tat then tat = born + horizon end
     cooled = 1
     cooldown = 1
+  end
+  local seen = tonumber(s[8]) or now
+  if now < seen then
+    local back = seen - now
+    tat, changed, paused = tat - back, changed - back, paused - back
+    e113_from, last_e113, quiet = e113_from - back, last_e113 - back, quiet - back
+    local entries = redis.call('ZRANGE', log, 0, -1, 'WITHSCORES')
+    for i = 1, #entries, 2 do
+      redis.call('ZADD', log, tonumber(entries[i + 1]) - back, entries[i])
+    end
   end
 end
 
@@ -140,7 +152,7 @@ end
 
 for i = 16, #ARGV, 2 do
   local old = redis.call('ZSCORE', log, ARGV[i])
-  local score = tonumber(ARGV[i + 1])
+  local score = math.min(tonumber(ARGV[i + 1]), now + horizon + hold)
   if old and tonumber(old) < score then
     redis.call('ZADD', log, score, ARGV[i])
   end
@@ -171,7 +183,7 @@ end
 
 redis.call('HSET', state, 'born', born, 'tat', tat, 'fraction', fraction, 'changed', changed,
   'paused', paused, 'seq', seq, 'cooled', cooled, 'e113', e113, 'e113_from', e113_from,
-  'last_e113', last_e113, 'quiet', quiet)
+  'last_e113', last_e113, 'quiet', quiet, 'seen', now)
 redis.call('PEXPIRE', state, ttl)
 redis.call('PEXPIRE', log, ttl)
 return out
