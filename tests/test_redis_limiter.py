@@ -241,7 +241,7 @@ async def test_aclose_ends_even_when_the_redis_client_swallows_the_cancel(
 
     await asyncio.wait_for(limiter.aclose(), 5)
 
-    with pytest.raises(asyncio.CancelledError):
+    with pytest.raises(SharedLimitUnavailable, match="closed"):
         await waiting
 
 

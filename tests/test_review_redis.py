@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis.asyncio
 
-from mmsjson.limiting.redis import RedisLimiter
+from mmsjson.limiting.redis import RedisLimiter, SharedLimitUnavailable
 from tests.redis_server import INSTALL_HINT, RedisServer
 
 HOUR_US = 3600 * 1_000_000
@@ -78,3 +79,34 @@ async def test_a_late_start_reported_after_the_clock_stepped_back_moves_its_entr
     finally:
         await client.aclose()
         await limiter.aclose()
+
+
+async def test_closing_the_limiter_fails_each_waiting_request_with_a_typed_error(
+    server: RedisServer, key: str
+) -> None:
+    limiter = RedisLimiter(100, url=server.url, key=key)
+    in_flight = asyncio.Event()
+
+    async def hanging(*, keys: Any, args: Any) -> Any:
+        in_flight.set()
+        await asyncio.Event().wait()
+
+    limiter._script = hanging  # type: ignore[assignment]
+    waiting = [asyncio.ensure_future(limiter.acquire()) for _ in range(3)]
+    await in_flight.wait()
+
+    await limiter.aclose()
+
+    for outcome in await asyncio.gather(*waiting, return_exceptions=True):
+        assert isinstance(outcome, SharedLimitUnavailable)
+        assert "closed" in str(outcome) and "the request was not sent" in str(outcome)
+    assert not any(task.cancelled() for task in waiting)
+
+
+async def test_a_closed_limiter_refuses_a_start_with_a_typed_error(server: RedisServer, key: str) -> None:
+    limiter = RedisLimiter(100, url=server.url, key=key)
+    limiter.finished(await limiter.acquire())
+    await limiter.aclose()
+
+    with pytest.raises(SharedLimitUnavailable, match="closed"):
+        await limiter.acquire()

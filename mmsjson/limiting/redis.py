@@ -442,10 +442,11 @@ class RedisLimiter:
         """Wait for a slot from Redis and until its time; pass the ticket to :meth:`finished`.
 
         Cancelling the wait takes no slot: a slot already granted goes to the next waiter of this
-        process. Raises :class:`SharedLimitUnavailable` when Redis stays unreachable.
+        process. Raises :class:`SharedLimitUnavailable` when Redis stays unreachable or the limiter is
+        closed (a wait cut short by :meth:`aclose` included): the request was not sent.
         """
         if self._closed:
-            raise RuntimeError("the limiter is closed")
+            raise self._closed_error()
         loop = asyncio.get_running_loop()
         began = loop.time()
         wake = self._start(loop)
@@ -536,7 +537,8 @@ class RedisLimiter:
         self._wake.set()
 
     async def aclose(self) -> None:
-        """Stop asking Redis, pass on E113s and late starts not yet reported, and close an owned client."""
+        """Stop asking Redis, fail the waiting starts with :class:`SharedLimitUnavailable`, pass on E113s
+        and late starts not yet reported, and close an owned client."""
         if self._closed:
             return
         self._closed = True
@@ -549,7 +551,8 @@ class RedisLimiter:
             self._task.cancel()
             await asyncio.wait({self._task})
         for waiter in self._waiters:
-            waiter.cancel()
+            if not waiter.done():
+                waiter.set_exception(self._closed_error())
         self._waiters.clear()
         self.redis_stats.wasted += self._held
         if self._throttles or self._reports:
@@ -558,6 +561,11 @@ class RedisLimiter:
                     await self._call(0)
         if self._owns_client:
             await self._redis.aclose()
+
+    def _closed_error(self) -> SharedLimitUnavailable:
+        return SharedLimitUnavailable(
+            f"the shared throughput limit (Redis {self._where}, key {self.key!r}) was closed"
+        )
 
     def __repr__(self) -> str:
         return (
