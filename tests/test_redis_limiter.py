@@ -99,7 +99,7 @@ def watch_calls(limiter: RedisLimiter, *, failures: bool = False) -> asyncio.Eve
             if failures:
                 seen.set()
             raise
-        if not failures and len(reply) > 6:
+        if not failures and len(reply) > 7:
             seen.set()
         return reply
 

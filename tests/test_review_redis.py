@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -110,3 +111,62 @@ async def test_a_closed_limiter_refuses_a_start_with_a_typed_error(server: Redis
 
     with pytest.raises(SharedLimitUnavailable, match="closed"):
         await limiter.acquire()
+
+
+async def slots_taken(limiter: RedisLimiter, count: int) -> list[int]:
+    slots = []
+    for _ in range(count):
+        ticket = await limiter.acquire()
+        limiter.finished(ticket)
+        slots.append(ticket.slot)
+    return slots
+
+
+async def test_workers_configured_with_different_rates_share_the_lowest(server: RedisServer, key: str) -> None:
+    slow = RedisLimiter(100, url=server.url, key=key)
+    fast = RedisLimiter(1000, url=server.url, key=key)
+    try:
+        slow.finished(await slow.acquire())
+
+        slots = await slots_taken(fast, 12)
+
+        assert fast.current_rate == 100
+        assert min(b - a for a, b in itertools.pairwise(slots)) >= slow.window / 100 * 1e6 - 1
+    finally:
+        await slow.aclose()
+        await fast.aclose()
+
+
+async def test_workers_configured_with_different_margins_share_the_widest_window(
+    server: RedisServer, key: str
+) -> None:
+    wide = RedisLimiter(10, url=server.url, key=key, margin=0.2)
+    narrow = RedisLimiter(10, url=server.url, key=key)
+    try:
+        wide.finished(await wide.acquire())
+
+        slots = await slots_taken(narrow, 3)
+
+        assert min(b - a for a, b in itertools.pairwise(slots)) >= wide.window / 10 * 1e6 - 1
+    finally:
+        await wide.aclose()
+        await narrow.aclose()
+
+
+async def test_a_raised_rate_is_in_force_once_no_worker_asked_for_the_lower_one_for_the_ttl(
+    server: RedisServer, key: str
+) -> None:
+    slow = RedisLimiter(100, url=server.url, key=key)
+    fast = RedisLimiter(1000, url=server.url, key=key)
+    client = redis.asyncio.Redis.from_url(server.url)
+    try:
+        slow.finished(await slow.acquire())
+        await slow.aclose()
+        await client.hset(fast._keys[0], "rate_at", 0)  # the slow worker's last call lies a ttl back
+
+        fast.finished(await fast.acquire())
+
+        assert fast.current_rate == 1000
+    finally:
+        await client.aclose()
+        await fast.aclose()

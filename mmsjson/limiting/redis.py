@@ -25,6 +25,9 @@ in-process :class:`~mmsjson.limiting.ThroughputLimiter` lets starts go:
   window that are more than ``backoff_share`` (10 %) of its starts multiply the shared rate by
   ``backoff_factor`` (0.7), and it climbs back by ``recovery_step`` of the rate after each quiet
   ``recovery_interval`` (0.5 s);
+* the strictest configuration wins: workers on one key that were given different rates or margins
+  (a rollout, a stale config) share the lowest rate and the widest window any of them asked for in
+  the last ``ttl``, and a worker held below its own rate logs a warning;
 * safe across a Redis restart: the state carries its creation time, and a process that saw state
   that is now gone tells the script, which then grants nothing for ``horizon`` seconds (every slot
   the lost state had granted lies before then) and keeps the shared back-off that process knew.
@@ -50,6 +53,7 @@ from urllib.parse import urlsplit
 
 from attrs import define
 
+from mmsjson._log import limiter_log
 from mmsjson.errors import TransportError
 from mmsjson.limiting.base import LimiterStats
 
@@ -96,6 +100,9 @@ local s = redis.call('HMGET', state, 'born', 'tat', 'fraction', 'changed', 'paus
 local e = redis.call('HMGET', state, 'e113', 'e113_from', 'last_e113', 'quiet')
 local e113, e113_from = tonumber(e[1]) or 0, tonumber(e[2]) or 0
 local last_e113, quiet = tonumber(e[3]) or 0, tonumber(e[4]) or 0
+local c = redis.call('HMGET', state, 'rate', 'rate_at', 'window', 'window_at')
+local shared_rate, rate_at = tonumber(c[1]), tonumber(c[2]) or 0
+local shared_window, window_at = tonumber(c[3]), tonumber(c[4]) or 0
 local born, tat, fraction, changed, paused, seq, cooled
 local cooldown = 0
 if not s[1] then
@@ -120,12 +127,21 @@ else
     local back = seen - now
     tat, changed, paused = tat - back, changed - back, paused - back
     e113_from, last_e113, quiet = e113_from - back, last_e113 - back, quiet - back
+    rate_at, window_at = rate_at - back, window_at - back
     local entries = redis.call('ZRANGE', log, 0, -1, 'WITHSCORES')
     for i = 1, #entries, 2 do
       redis.call('ZADD', log, tonumber(entries[i + 1]) - back, entries[i])
     end
   end
 end
+
+if not shared_rate or rate <= shared_rate or now - rate_at > ttl * 1000 then
+  shared_rate, rate_at = rate, now
+end
+if not shared_window or window >= shared_window or now - window_at > ttl * 1000 then
+  shared_window, window_at = window, now
+end
+rate, window = shared_rate, shared_window
 
 local quiet_since = math.max(changed, last_e113)
 if fraction < 1 and now - quiet_since >= recovery_interval then
@@ -162,7 +178,8 @@ redis.call('ZREMRANGEBYSCORE', log, '-inf', now - window - hold)
 local allowed = rate * fraction
 local limit = math.max(1, math.floor(allowed))
 local spacing = window / allowed
-local out = {now, born, math.floor(fraction * 1000000 + 0.5), backoffs, 0, cooldown}
+local out = {now, born, math.floor(fraction * 1000000 + 0.5), backoffs, 0, cooldown,
+  math.floor(rate * 1000 + 0.5)}
 local granted = 0
 while granted < want do
   local slot = math.max(now, tat, paused)
@@ -183,7 +200,8 @@ end
 
 redis.call('HSET', state, 'born', born, 'tat', tat, 'fraction', fraction, 'changed', changed,
   'paused', paused, 'seq', seq, 'cooled', cooled, 'e113', e113, 'e113_from', e113_from,
-  'last_e113', last_e113, 'quiet', quiet, 'seen', now)
+  'last_e113', last_e113, 'quiet', quiet, 'seen', now, 'rate', rate, 'rate_at', rate_at,
+  'window', window, 'window_at', window_at)
 redis.call('PEXPIRE', state, ttl)
 redis.call('PEXPIRE', log, ttl)
 return out
@@ -406,6 +424,7 @@ class RedisLimiter:
             self._owns_client = False
         self._script: AsyncScript = self._redis.register_script(_SCRIPT)
         self._fraction = 1.0
+        self._shared_rate = self.rate
         self._born = 0
         self._epoch = 0
         self._last_reply = -math.inf
@@ -434,7 +453,7 @@ class RedisLimiter:
     @property
     def current_rate(self) -> float:
         """The shared rate in force as of the last reply: the configured rate, or less after E113."""
-        return self.rate * self._fraction
+        return self._shared_rate * self._fraction
 
     # -- the Limiter protocol ----------------------------------------------------------------------
 
@@ -675,7 +694,7 @@ class RedisLimiter:
         stats.calls += 1
         stats.reports += len(reports)
         stats.round_trip_seconds += received - sent
-        now_us, born, fraction_ppm, backoffs, retry_us, cooldown = (int(v) for v in reply[:6])
+        now_us, born, fraction_ppm, backoffs, retry_us, cooldown, rate_milli = (int(v) for v in reply[:7])
         if not self._epoch:
             self._epoch = now_us
         if born != self._born:
@@ -683,12 +702,20 @@ class RedisLimiter:
         self._born = born
         self._last_reply = received
         self._fraction = fraction_ppm / _US
+        shared_rate = rate_milli / 1000
+        if shared_rate != self._shared_rate:
+            self._shared_rate = shared_rate
+            if shared_rate < self.rate:
+                limiter_log.warning(
+                    "the shared limit on key %r is in force at %g/s, below this worker's %g/s: another "
+                    "worker on the key is configured with a lower rate", self.key, shared_rate, self.rate,
+                )
         self.stats.backoffs += backoffs
         stats.cooldowns += cooldown
         clock = self._clock
         clock.update((now_us - self._epoch) / _US, sent, received)
         error = clock.error(received)
-        granted = reply[6:]
+        granted = reply[7:]
         for i in range(0, len(granted), 2):
             slot_id, slot = int(granted[i]), int(granted[i + 1])
             local = clock.to_local((slot - self._epoch) / _US, received)
