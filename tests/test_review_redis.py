@@ -170,3 +170,42 @@ async def test_a_raised_rate_is_in_force_once_no_worker_asked_for_the_lower_one_
     finally:
         await client.aclose()
         await fast.aclose()
+
+
+async def test_a_slot_granted_as_its_wait_is_cancelled_goes_to_the_next_start(server: RedisServer, key: str) -> None:
+    limiter = RedisLimiter(100, url=server.url, key=key, prefetch=1)
+    try:
+        waiting = asyncio.ensure_future(limiter.acquire())
+        real_dispatch = limiter._dispatch
+
+        def dispatch_then_cancel() -> None:
+            real_dispatch()
+            waiting.cancel()  # the waiter holds its slot; the task has not resumed yet
+
+        limiter._dispatch = dispatch_then_cancel  # type: ignore[method-assign]
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        limiter._dispatch = real_dispatch  # type: ignore[method-assign]
+
+        limiter.finished(await limiter.acquire())
+
+        assert limiter.redis_stats.granted == 1
+        assert limiter.stats.acquired == 1
+    finally:
+        await limiter.aclose()
+
+
+async def test_a_user_without_the_script_command_is_refused_at_once_with_the_reason(
+    server: RedisServer, key: str
+) -> None:
+    server.command("ACL", "SETUSER", "no-scripts", "on", ">pw-no-scripts", "~*", "+@all", "-evalsha", "-eval")
+    limiter = RedisLimiter(100, url=f"redis://no-scripts:pw-no-scripts@127.0.0.1:{server.port}/0", key=key)
+    try:
+        with pytest.raises(SharedLimitUnavailable) as caught:
+            await asyncio.wait_for(limiter.acquire(), 5)
+    finally:
+        await limiter.aclose()
+    message = str(caught.value)
+    assert "NoPermissionError" in message and "evalsha" in message
+    assert "for 0.0 s" not in message
+    assert "pw-no-scripts" not in message and "no-scripts:" not in message

@@ -747,7 +747,7 @@ class RedisLimiter:
             reason = reason.replace(self._secret, "***")
         message = (
             f"the shared throughput limit (Redis {self._where}, key {self.key!r}) could not be used"
-            + (f" for {lasting:.1f} s" if lasting else "")
+            + (f" for {lasting:.1f} s" if lasting >= 0.05 else "")
             + f": {reason}"
         )
         waiters, self._waiters = self._waiters, deque()
