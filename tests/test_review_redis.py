@@ -209,3 +209,9 @@ async def test_a_user_without_the_script_command_is_refused_at_once_with_the_rea
     assert "NoPermissionError" in message and "evalsha" in message
     assert "for 0.0 s" not in message
     assert "pw-no-scripts" not in message and "no-scripts:" not in message
+
+
+def test_a_unix_socket_url_is_named_whole_and_without_its_password() -> None:
+    limiter = RedisLimiter(100, url="unix://:sock-secret@/run/redis/redis.sock?db=2&password=sock-secret", key="k")
+    assert "redis=unix:///run/redis/redis.sock " in repr(limiter)
+    assert "sock-secret" not in repr(limiter)

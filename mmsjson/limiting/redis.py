@@ -767,6 +767,8 @@ def _transient(exc: Exception) -> bool:
 def _redacted(url: str) -> str:
     """``url`` without its user name and password."""
     parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return f"unix://{parts.path}"
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
