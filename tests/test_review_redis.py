@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import signal
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -215,3 +216,38 @@ def test_a_unix_socket_url_is_named_whole_and_without_its_password() -> None:
     limiter = RedisLimiter(100, url="unix://:sock-secret@/run/redis/redis.sock?db=2&password=sock-secret", key="k")
     assert "redis=unix:///run/redis/redis.sock " in repr(limiter)
     assert "sock-secret" not in repr(limiter)
+
+
+async def test_a_frozen_redis_fails_waiting_starts_closed_and_sending_resumes_once_it_answers(
+    server: RedisServer, key: str
+) -> None:
+    limiter = RedisLimiter(100, url=server.url, key=key, unavailable_timeout=0.3)
+    try:
+        limiter.finished(await limiter.acquire())
+        assert server._process is not None
+        server._process.send_signal(signal.SIGSTOP)
+        try:
+            outcomes = await asyncio.wait_for(
+                asyncio.gather(*(limiter.acquire() for _ in range(20)), return_exceptions=True), 10
+            )
+        finally:
+            server._process.send_signal(signal.SIGCONT)
+
+        assert all(isinstance(outcome, SharedLimitUnavailable) for outcome in outcomes)
+        limiter.finished(await asyncio.wait_for(limiter.acquire(), 10))
+        assert limiter.stats.acquired == 2
+    finally:
+        await limiter.aclose()
+
+
+async def test_a_flushed_script_cache_is_reloaded_without_failing_a_start(server: RedisServer, key: str) -> None:
+    limiter = RedisLimiter(100, url=server.url, key=key)
+    try:
+        limiter.finished(await limiter.acquire())
+        server.command("SCRIPT", "FLUSH")
+
+        limiter.finished(await limiter.acquire())
+
+        assert limiter.redis_stats.failures == 0
+    finally:
+        await limiter.aclose()
