@@ -123,7 +123,9 @@ async def slots_taken(limiter: RedisLimiter, count: int) -> list[int]:
     return slots
 
 
-async def test_workers_configured_with_different_rates_share_the_lowest(server: RedisServer, key: str) -> None:
+async def test_workers_configured_with_different_rates_share_the_lowest(
+    server: RedisServer, key: str, caplog: pytest.LogCaptureFixture
+) -> None:
     slow = RedisLimiter(100, url=server.url, key=key)
     fast = RedisLimiter(1000, url=server.url, key=key)
     try:
@@ -132,6 +134,7 @@ async def test_workers_configured_with_different_rates_share_the_lowest(server: 
         slots = await slots_taken(fast, 12)
 
         assert fast.current_rate == 100
+        assert "in force at 100/s, below this worker's 1000/s" in caplog.text
         assert min(b - a for a, b in itertools.pairwise(slots)) >= slow.window / 100 * 1e6 - 1
     finally:
         await slow.aclose()
@@ -251,3 +254,15 @@ async def test_a_flushed_script_cache_is_reloaded_without_failing_a_start(server
         assert limiter.redis_stats.failures == 0
     finally:
         await limiter.aclose()
+
+
+async def test_a_worker_alone_on_its_key_has_its_own_fractional_rate_in_force(
+    server: RedisServer, key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    limiter = RedisLimiter(100.0004, url=server.url, key=key)
+    try:
+        limiter.finished(await limiter.acquire())
+    finally:
+        await limiter.aclose()
+    assert limiter.current_rate == 100.0004
+    assert "lower rate" not in caplog.text

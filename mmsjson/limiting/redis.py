@@ -452,7 +452,8 @@ class RedisLimiter:
 
     @property
     def current_rate(self) -> float:
-        """The shared rate in force as of the last reply: the configured rate, or less after E113."""
+        """The shared rate in force as of the last reply: the configured rate, or less after E113 or
+        while another worker on the key is configured with a lower one."""
         return self._shared_rate * self._fraction
 
     # -- the Limiter protocol ----------------------------------------------------------------------
@@ -702,7 +703,9 @@ class RedisLimiter:
         self._born = born
         self._last_reply = received
         self._fraction = fraction_ppm / _US
-        shared_rate = rate_milli / 1000
+        shared_rate = min(self.rate, rate_milli / 1000)
+        if shared_rate > self.rate - 1e-3:  # the reply rounds to a thousandth
+            shared_rate = self.rate
         if shared_rate != self._shared_rate:
             self._shared_rate = shared_rate
             if shared_rate < self.rate:
