@@ -266,3 +266,23 @@ async def test_a_worker_alone_on_its_key_has_its_own_fractional_rate_in_force(
         await limiter.aclose()
     assert limiter.current_rate == 100.0004
     assert "lower rate" not in caplog.text
+
+
+async def test_a_state_created_before_the_clock_stepped_back_cools_down_for_the_horizon_only(
+    server: RedisServer, key: str
+) -> None:
+    limiter = RedisLimiter(100, url=server.url, key=key)
+    client = redis.asyncio.Redis.from_url(server.url)
+    try:
+        limiter.finished(await limiter.acquire())
+        born = int(await client.hget(limiter._keys[0], "born"))
+        # A state recreated (cooled 0) under the old clock: this worker saw the one before it.
+        await client.hset(limiter._keys[0], "born", born + HOUR_US)
+
+        ticket = await asyncio.wait_for(limiter.acquire(), 5)
+
+        limiter.finished(ticket)
+        assert limiter.redis_stats.cooldowns == 1
+    finally:
+        await client.aclose()
+        await limiter.aclose()

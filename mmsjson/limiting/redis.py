@@ -118,7 +118,8 @@ else
   born, tat, fraction = tonumber(s[1]), tonumber(s[2]), tonumber(s[3])
   changed, paused, seq, cooled = tonumber(s[4]), tonumber(s[5]), tonumber(s[6]), tonumber(s[7])
   if seen_born > 0 and seen_born ~= born and cooled == 0 then
-    if born + horizon > tat then tat = born + horizon end
+    local since = math.min(born, now)
+    if since + horizon > tat then tat = since + horizon end
     cooled = 1
     cooldown = 1
   end
