@@ -286,3 +286,26 @@ async def test_a_state_created_before_the_clock_stepped_back_cools_down_for_the_
     finally:
         await client.aclose()
         await limiter.aclose()
+
+
+async def test_lost_state_found_as_the_clock_steps_back_still_cools_down_for_the_horizon(
+    server: RedisServer, key: str
+) -> None:
+    limiter = RedisLimiter(100, url=server.url, key=key, horizon=0.2)
+    client = redis.asyncio.Redis.from_url(server.url)
+    try:
+        limiter.finished(await limiter.acquire())
+        born = int(await client.hget(limiter._keys[0], "born"))
+        await client.eval(_HOUR_AHEAD, 2, *limiter._keys, HOUR_US)
+        await client.hset(limiter._keys[0], "born", born + HOUR_US)  # a state this worker never saw
+        seconds, micros = await client.time()
+        before = int(seconds) * 1_000_000 + int(micros)
+
+        ticket = await asyncio.wait_for(limiter.acquire(), 5)
+
+        limiter.finished(ticket)
+        assert limiter.redis_stats.cooldowns == 1
+        assert ticket.slot >= before + 0.2e6
+    finally:
+        await client.aclose()
+        await limiter.aclose()

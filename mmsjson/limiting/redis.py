@@ -117,12 +117,6 @@ if not s[1] then
 else
   born, tat, fraction = tonumber(s[1]), tonumber(s[2]), tonumber(s[3])
   changed, paused, seq, cooled = tonumber(s[4]), tonumber(s[5]), tonumber(s[6]), tonumber(s[7])
-  if seen_born > 0 and seen_born ~= born and cooled == 0 then
-    local since = math.min(born, now)
-    if since + horizon > tat then tat = since + horizon end
-    cooled = 1
-    cooldown = 1
-  end
   local seen = tonumber(s[8]) or now
   if now < seen then
     local back = seen - now
@@ -133,6 +127,12 @@ else
     for i = 1, #entries, 2 do
       redis.call('ZADD', log, tonumber(entries[i + 1]) - back, entries[i])
     end
+  end
+  if seen_born > 0 and seen_born ~= born and cooled == 0 then
+    local since = math.min(born, now)
+    if since + horizon > tat then tat = since + horizon end
+    cooled = 1
+    cooldown = 1
   end
 end
 
