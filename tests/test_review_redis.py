@@ -17,8 +17,9 @@ from tests.redis_server import INSTALL_HINT, RedisServer
 
 HOUR_US = 3600 * 1_000_000
 
-# Moves every time the state holds an hour later, as the state written by a primary whose clock ran
-# an hour ahead of the replica that takes over looks to the replica.
+# Moves the state's clock readings and the log's entries an hour later (not ``born``, which workers
+# hold as the state's identity): the state a primary wrote, as the replica that takes over reads it
+# when its clock runs an hour behind the primary's.
 _HOUR_AHEAD = """
 for _, field in ipairs({'tat', 'changed', 'seen'}) do
   local value = redis.call('HGET', KEYS[1], field)
