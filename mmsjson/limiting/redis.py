@@ -97,12 +97,12 @@ local recovery_interval = tonumber(ARGV[15])
 local state, log = KEYS[1], KEYS[2]
 
 local s = redis.call('HMGET', state, 'born', 'tat', 'fraction', 'changed', 'paused', 'seq', 'cooled', 'seen')
-local e = redis.call('HMGET', state, 'e113', 'e113_from', 'last_e113', 'quiet')
+local e = redis.call('HMGET', state, 'e113', 'e113_from', 'last_e113', 'quiet', 'rate', 'rate_at', 'window',
+  'window_at')
 local e113, e113_from = tonumber(e[1]) or 0, tonumber(e[2]) or 0
 local last_e113, quiet = tonumber(e[3]) or 0, tonumber(e[4]) or 0
-local c = redis.call('HMGET', state, 'rate', 'rate_at', 'window', 'window_at')
-local shared_rate, rate_at = tonumber(c[1]), tonumber(c[2]) or 0
-local shared_window, window_at = tonumber(c[3]), tonumber(c[4]) or 0
+local shared_rate, rate_at = tonumber(e[5]), tonumber(e[6]) or 0
+local shared_window, window_at = tonumber(e[7]), tonumber(e[8]) or 0
 local born, tat, fraction, changed, paused, seq, cooled
 local cooldown = 0
 if not s[1] then
