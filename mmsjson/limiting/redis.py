@@ -2,8 +2,10 @@
 
 Each process asks one Lua script for start *slots*, several at a time when several requests wait.
 The script runs atomically on the Redis server and reads only the server's clock (``TIME``), so
-the hosts' clocks never matter. It hands out slots the way the in-process
-:class:`~mmsjson.limiting.ThroughputLimiter` lets starts go:
+the hosts' clocks never matter. The state remembers the server's time of its last call: a server
+clock that steps back (a failover to a replica whose clock is behind) moves the state back with it,
+rather than stopping every grant until the new clock catches up. It hands out slots the way the
+in-process :class:`~mmsjson.limiting.ThroughputLimiter` lets starts go:
 
 * paced: slots lie at least ``(1 + margin) / rate`` seconds apart (a GCRA with no burst), so the
   account sees an even stream whichever processes take the slots;
@@ -23,6 +25,9 @@ the hosts' clocks never matter. It hands out slots the way the in-process
   window that are more than ``backoff_share`` (10 %) of its starts multiply the shared rate by
   ``backoff_factor`` (0.7), and it climbs back by ``recovery_step`` of the rate after each quiet
   ``recovery_interval`` (0.5 s);
+* the strictest configuration wins: workers on one key that were given different rates or margins
+  (a rollout, a stale config) share the lowest rate and the widest window any of them asked for in
+  the last ``ttl``, and a worker held below its own rate logs a warning;
 * safe across a Redis restart: the state carries its creation time, and a process that saw state
   that is now gone tells the script, which then grants nothing for ``horizon`` seconds (every slot
   the lost state had granted lies before then) and keeps the shared back-off that process knew.
@@ -48,6 +53,7 @@ from urllib.parse import urlsplit
 
 from attrs import define
 
+from mmsjson._log import limiter_log
 from mmsjson.errors import TransportError
 from mmsjson.limiting.base import LimiterStats
 
@@ -90,10 +96,13 @@ local backoff_factor = tonumber(ARGV[14])
 local recovery_interval = tonumber(ARGV[15])
 local state, log = KEYS[1], KEYS[2]
 
-local s = redis.call('HMGET', state, 'born', 'tat', 'fraction', 'changed', 'paused', 'seq', 'cooled')
-local e = redis.call('HMGET', state, 'e113', 'e113_from', 'last_e113', 'quiet')
+local s = redis.call('HMGET', state, 'born', 'tat', 'fraction', 'changed', 'paused', 'seq', 'cooled', 'seen')
+local e = redis.call('HMGET', state, 'e113', 'e113_from', 'last_e113', 'quiet', 'rate', 'rate_at', 'window',
+  'window_at')
 local e113, e113_from = tonumber(e[1]) or 0, tonumber(e[2]) or 0
 local last_e113, quiet = tonumber(e[3]) or 0, tonumber(e[4]) or 0
+local shared_rate, rate_at = tonumber(e[5]), tonumber(e[6]) or 0
+local shared_window, window_at = tonumber(e[7]), tonumber(e[8]) or 0
 local born, tat, fraction, changed, paused, seq, cooled
 local cooldown = 0
 if not s[1] then
@@ -108,12 +117,32 @@ if not s[1] then
 else
   born, tat, fraction = tonumber(s[1]), tonumber(s[2]), tonumber(s[3])
   changed, paused, seq, cooled = tonumber(s[4]), tonumber(s[5]), tonumber(s[6]), tonumber(s[7])
+  local seen = tonumber(s[8]) or now
+  if now < seen then
+    local back = seen - now
+    tat, changed, paused = tat - back, changed - back, paused - back
+    e113_from, last_e113, quiet = e113_from - back, last_e113 - back, quiet - back
+    rate_at, window_at = rate_at - back, window_at - back
+    local entries = redis.call('ZRANGE', log, 0, -1, 'WITHSCORES')
+    for i = 1, #entries, 2 do
+      redis.call('ZADD', log, tonumber(entries[i + 1]) - back, entries[i])
+    end
+  end
   if seen_born > 0 and seen_born ~= born and cooled == 0 then
-    if born + horizon > tat then tat = born + horizon end
+    local since = math.min(born, now)
+    if since + horizon > tat then tat = since + horizon end
     cooled = 1
     cooldown = 1
   end
 end
+
+if not shared_rate or rate <= shared_rate or now - rate_at > ttl * 1000 then
+  shared_rate, rate_at = rate, now
+end
+if not shared_window or window >= shared_window or now - window_at > ttl * 1000 then
+  shared_window, window_at = window, now
+end
+rate, window = shared_rate, shared_window
 
 local quiet_since = math.max(changed, last_e113)
 if fraction < 1 and now - quiet_since >= recovery_interval then
@@ -140,7 +169,7 @@ end
 
 for i = 16, #ARGV, 2 do
   local old = redis.call('ZSCORE', log, ARGV[i])
-  local score = tonumber(ARGV[i + 1])
+  local score = math.min(tonumber(ARGV[i + 1]), now + horizon + hold)
   if old and tonumber(old) < score then
     redis.call('ZADD', log, score, ARGV[i])
   end
@@ -150,7 +179,8 @@ redis.call('ZREMRANGEBYSCORE', log, '-inf', now - window - hold)
 local allowed = rate * fraction
 local limit = math.max(1, math.floor(allowed))
 local spacing = window / allowed
-local out = {now, born, math.floor(fraction * 1000000 + 0.5), backoffs, 0, cooldown}
+local out = {now, born, math.floor(fraction * 1000000 + 0.5), backoffs, 0, cooldown,
+  math.floor(rate * 1000 + 0.5)}
 local granted = 0
 while granted < want do
   local slot = math.max(now, tat, paused)
@@ -171,7 +201,8 @@ end
 
 redis.call('HSET', state, 'born', born, 'tat', tat, 'fraction', fraction, 'changed', changed,
   'paused', paused, 'seq', seq, 'cooled', cooled, 'e113', e113, 'e113_from', e113_from,
-  'last_e113', last_e113, 'quiet', quiet)
+  'last_e113', last_e113, 'quiet', quiet, 'seen', now, 'rate', rate, 'rate_at', rate_at,
+  'window', window, 'window_at', window_at)
 redis.call('PEXPIRE', state, ttl)
 redis.call('PEXPIRE', log, ttl)
 return out
@@ -394,6 +425,7 @@ class RedisLimiter:
             self._owns_client = False
         self._script: AsyncScript = self._redis.register_script(_SCRIPT)
         self._fraction = 1.0
+        self._shared_rate = self.rate
         self._born = 0
         self._epoch = 0
         self._last_reply = -math.inf
@@ -421,8 +453,9 @@ class RedisLimiter:
 
     @property
     def current_rate(self) -> float:
-        """The shared rate in force as of the last reply: the configured rate, or less after E113."""
-        return self.rate * self._fraction
+        """The shared rate in force as of the last reply: the configured rate, or less after E113 or
+        while another worker on the key is configured with a lower one."""
+        return self._shared_rate * self._fraction
 
     # -- the Limiter protocol ----------------------------------------------------------------------
 
@@ -430,10 +463,11 @@ class RedisLimiter:
         """Wait for a slot from Redis and until its time; pass the ticket to :meth:`finished`.
 
         Cancelling the wait takes no slot: a slot already granted goes to the next waiter of this
-        process. Raises :class:`SharedLimitUnavailable` when Redis stays unreachable.
+        process. Raises :class:`SharedLimitUnavailable` when Redis stays unreachable or the limiter is
+        closed (a wait cut short by :meth:`aclose` included): the request was not sent.
         """
         if self._closed:
-            raise RuntimeError("the limiter is closed")
+            raise self._closed_error()
         loop = asyncio.get_running_loop()
         began = loop.time()
         wake = self._start(loop)
@@ -524,7 +558,8 @@ class RedisLimiter:
         self._wake.set()
 
     async def aclose(self) -> None:
-        """Stop asking Redis, pass on E113s and late starts not yet reported, and close an owned client."""
+        """Stop asking Redis, fail the waiting starts with :class:`SharedLimitUnavailable`, pass on E113s
+        and late starts not yet reported, and close an owned client."""
         if self._closed:
             return
         self._closed = True
@@ -537,7 +572,8 @@ class RedisLimiter:
             self._task.cancel()
             await asyncio.wait({self._task})
         for waiter in self._waiters:
-            waiter.cancel()
+            if not waiter.done():
+                waiter.set_exception(self._closed_error())
         self._waiters.clear()
         self.redis_stats.wasted += self._held
         if self._throttles or self._reports:
@@ -546,6 +582,11 @@ class RedisLimiter:
                     await self._call(0)
         if self._owns_client:
             await self._redis.aclose()
+
+    def _closed_error(self) -> SharedLimitUnavailable:
+        return SharedLimitUnavailable(
+            f"the shared throughput limit (Redis {self._where}, key {self.key!r}) was closed"
+        )
 
     def __repr__(self) -> str:
         return (
@@ -655,7 +696,7 @@ class RedisLimiter:
         stats.calls += 1
         stats.reports += len(reports)
         stats.round_trip_seconds += received - sent
-        now_us, born, fraction_ppm, backoffs, retry_us, cooldown = (int(v) for v in reply[:6])
+        now_us, born, fraction_ppm, backoffs, retry_us, cooldown, rate_milli = (int(v) for v in reply[:7])
         if not self._epoch:
             self._epoch = now_us
         if born != self._born:
@@ -663,12 +704,22 @@ class RedisLimiter:
         self._born = born
         self._last_reply = received
         self._fraction = fraction_ppm / _US
+        shared_rate = min(self.rate, rate_milli / 1000)
+        if shared_rate > self.rate - 1e-3:  # the reply rounds to a thousandth
+            shared_rate = self.rate
+        if shared_rate != self._shared_rate:
+            self._shared_rate = shared_rate
+            if shared_rate < self.rate:
+                limiter_log.warning(
+                    "the shared limit on key %r is in force at %g/s, below this worker's %g/s: another "
+                    "worker on the key is configured with a lower rate", self.key, shared_rate, self.rate,
+                )
         self.stats.backoffs += backoffs
         stats.cooldowns += cooldown
         clock = self._clock
         clock.update((now_us - self._epoch) / _US, sent, received)
         error = clock.error(received)
-        granted = reply[6:]
+        granted = reply[7:]
         for i in range(0, len(granted), 2):
             slot_id, slot = int(granted[i]), int(granted[i + 1])
             local = clock.to_local((slot - self._epoch) / _US, received)
@@ -700,7 +751,7 @@ class RedisLimiter:
             reason = reason.replace(self._secret, "***")
         message = (
             f"the shared throughput limit (Redis {self._where}, key {self.key!r}) could not be used"
-            + (f" for {lasting:.1f} s" if lasting else "")
+            + (f" for {lasting:.1f} s" if lasting >= 0.05 else "")
             + f": {reason}"
         )
         waiters, self._waiters = self._waiters, deque()
@@ -720,6 +771,8 @@ def _transient(exc: Exception) -> bool:
 def _redacted(url: str) -> str:
     """``url`` without its user name and password."""
     parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return f"unix://{parts.path}"
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
