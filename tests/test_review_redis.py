@@ -276,7 +276,9 @@ async def test_a_state_created_before_the_clock_stepped_back_cools_down_for_the_
     client = redis.asyncio.Redis.from_url(server.url)
     try:
         limiter.finished(await limiter.acquire())
-        born = int(await client.hget(limiter._keys[0], "born"))
+        stored = await client.hget(limiter._keys[0], "born")
+        assert stored is not None
+        born = int(stored)
         # A state recreated (cooled 0) under the old clock: this worker saw the one before it.
         await client.hset(limiter._keys[0], "born", born + HOUR_US)
 
@@ -296,7 +298,9 @@ async def test_lost_state_found_as_the_clock_steps_back_still_cools_down_for_the
     client = redis.asyncio.Redis.from_url(server.url)
     try:
         limiter.finished(await limiter.acquire())
-        born = int(await client.hget(limiter._keys[0], "born"))
+        stored = await client.hget(limiter._keys[0], "born")
+        assert stored is not None
+        born = int(stored)
         await client.eval(_HOUR_AHEAD, 2, *limiter._keys, HOUR_US)
         await client.hset(limiter._keys[0], "born", born + HOUR_US)  # a state this worker never saw
         seconds, micros = await client.time()
