@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from attrs import define
 
-from mmsjson._fanout import _jobs_of, _replayed, _status_of, _Tally
+from mmsjson._fanout import _jobs_of, _replayed, _status_of, _Tally, _unprepared
 from mmsjson._pipeline import Pipeline, StopToken
 from mmsjson.errors import MMSError, TransportError
 from mmsjson.flavours.base import Answer
@@ -246,11 +246,8 @@ class _BatchRun:
         """The job's item, or None when it was refused before I/O (its outcome is ready)."""
         try:
             request = self.prepare(job)
-        except MMSError as error:
-            self.ready.append(BulkOutcome(
-                to=str(job.to) if isinstance(job, BulkJob) else "?",
-                status=OutcomeStatus.REJECTED, error=error, job=job, index=index,
-            ))
+        except Exception as exc:  # one bad job, whatever it holds, must not end the run
+            self.ready.append(_unprepared(exc, job, index))
             return None
         item = _Item(index, job, request)
         if self.journal is not None:
