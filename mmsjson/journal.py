@@ -90,6 +90,14 @@ def _info(error: MMSError | None) -> str | None:
     return None if error is None else str(error)
 
 
+def _text(value: str | None) -> str | None:
+    """``value`` as SQLite can store it: a lone surrogate (a key decoded with ``surrogateescape``,
+    a peer's ``"\\ud800"``) is kept as its escape, instead of failing the write and the run."""
+    if isinstance(value, str) and not value.isascii():
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
 if sys.platform == "win32":
     import msvcrt
 
@@ -196,7 +204,7 @@ class BulkJournal:
     async def entry(self, key: str) -> JournalEntry | None:
         rows = await self._store.fetch(
             "SELECT key, recipient, state, retryable, tracking_id, code, info FROM jobs WHERE key = ?",
-            (key,),
+            (_text(key),),
         )
         if not rows:
             return None
@@ -208,7 +216,7 @@ class BulkJournal:
         await self._store.execute(
             "INSERT INTO jobs (key, recipient, state, updated_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT(key) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
-            (key, recipient, SENDING, time.time()),
+            (_text(key), _text(recipient), SENDING, time.time()),
         )
 
     async def record(
@@ -227,8 +235,9 @@ class BulkJournal:
             "retryable = excluded.retryable, tracking_id = excluded.tracking_id, code = excluded.code, "
             "info = excluded.info, updated_at = excluded.updated_at",
             (
-                key, recipient, status.value, int(_retryable(error)), tracking_id,
-                getattr(error, "code", None), _info(error), time.time(),
+                _text(key), _text(recipient), status.value, int(_retryable(error)),
+                _text(tracking_id), _text(getattr(error, "code", None)), _text(_info(error)),
+                time.time(),
             ),
         )
 
