@@ -125,6 +125,8 @@ class _Item:
     job: BulkJob
     request: PreparedRequest
     key: str | None = None
+    #: This run's claim on ``key`` in the journal, from when it is looked up until its outcome.
+    claim: asyncio.Event | None = None
 
     @property
     def to(self) -> str:
@@ -208,6 +210,9 @@ class _BatchRun:
         self.buffered = 0
         self.in_flight = 0
         self.pending: dict[asyncio.Task[list[BulkOutcome]], list[_Item]] = {}
+        #: Jobs being worked on by key, shared with every run on the journal (see
+        #: :attr:`BulkJournal.claims`); ``claimed`` are this run's.
+        self.claims: dict[str, asyncio.Event] = journal.claims if journal is not None else {}
         self.claimed: set[str] = set()
         self.ready: deque[BulkOutcome] = deque()
 
@@ -224,6 +229,8 @@ class _BatchRun:
         task = asyncio.create_task(
             _run_pack(items, self.batcher, self.pipeline, self.stop, self.journal)
         )
+        # Released when the batch ends, also while the run waits for another run's claim.
+        task.add_done_callback(lambda _: self.release(items))
         self.pending[task] = items
 
     def launch_all(self) -> None:
@@ -255,23 +262,38 @@ class _BatchRun:
         return item
 
     async def admit(self, item: _Item) -> None:
-        """Pack ``item``, or replay its journaled outcome."""
+        """Pack ``item``, or replay its journaled outcome (its key must not be claimed)."""
         if self.journal is not None and item.key is not None:
-            entry = await self.journal.entry(item.key)
-            if entry is not None and not entry.resend:
-                if entry.state == SENDING:
-                    await self.journal.record(item.key, item.to, OutcomeStatus.UNKNOWN)
-                self.ready.append(_replayed(entry, item.job, item.index))
-                return
+            item.claim = self.claims[item.key] = asyncio.Event()
             self.claimed.add(item.key)
+            try:
+                entry = await self.journal.entry(item.key)
+                if entry is not None and not entry.resend:
+                    if entry.state == SENDING:
+                        await self.journal.record(item.key, item.to, OutcomeStatus.UNKNOWN)
+                    self.ready.append(_replayed(entry, item.job, item.index))
+                    self.release([item])
+                    return
+            except BaseException:
+                self.release([item])
+                raise
         self.add(item)
+
+    def release(self, items: list[_Item]) -> None:
+        """Let the next job with each item's key go ahead, in this run or another."""
+        for item in items:
+            claim = item.claim
+            if claim is not None and item.key is not None:
+                item.claim = None
+                if self.claims.get(item.key) is claim:
+                    del self.claims[item.key]
+                self.claimed.discard(item.key)
+                claim.set()
 
     def finished(self, task: asyncio.Task[list[BulkOutcome]]) -> list[BulkOutcome]:
         items = self.pending.pop(task)
         self.in_flight -= len(items)
-        for item in items:
-            if item.key is not None:
-                self.claimed.discard(item.key)
+        self.release(items)
         return task.result()
 
 
@@ -296,9 +318,14 @@ async def stream_batched(
     held: _Item | None = None
     try:
         while True:
-            if held is not None and held.key not in run.claimed:
-                await run.admit(held)
-                held = None
+            if held is not None:
+                assert held.key is not None
+                if held.key not in run.claims:
+                    await run.admit(held)
+                    held = None
+                elif held.key not in run.claimed:  # another run's: wait for its outcome
+                    await run.claims[held.key].wait()
+                    continue
             while not exhausted and held is None and run.under_way < max_pending:
                 try:
                     job = await anext(source)
@@ -309,7 +336,7 @@ async def stream_batched(
                 tally.started += 1
                 if item is None:
                     continue
-                if item.key is not None and item.key in run.claimed:
+                if item.key is not None and item.key in run.claims:
                     held = item
                     break
                 await run.admit(item)
@@ -326,6 +353,8 @@ async def stream_batched(
             for task in done:
                 run.ready.extend(run.finished(task))
     finally:
+        for items in run.packs.values():
+            run.release(items)
         if run.pending:
             run.stop.stop()
             while run.pending:
