@@ -319,12 +319,13 @@ async def stream_batched(
     try:
         while True:
             if held is not None:
-                assert held.key is not None
-                if held.key not in run.claims:
+                key = held.key
+                assert key is not None
+                if key not in run.claims:
                     await run.admit(held)
                     held = None
-                elif held.key not in run.claimed:  # another run's: wait for its outcome
-                    await run.claims[held.key].wait()
+                elif key not in run.claimed:  # another run's: wait for its outcome
+                    await run.claims[key].wait()
                     continue
             while not exhausted and held is None and run.under_way < max_pending:
                 try:
