@@ -106,16 +106,23 @@ async def run_batches(
     batcher: Batcher,
     progress: Callable[[Outcome], object] | None = None,
 ) -> GroupResult:
-    """Send each batch concurrently; one outcome per recipient, in the order of the batches."""
+    """Send each batch concurrently; one outcome per recipient, in the order of the batches. An
+    error of ``progress`` is raised once every batch is answered, as :func:`run_group` does."""
+    failures: list[Exception] = []
 
     async def one(request: PreparedRequest) -> list[Outcome]:
         outcomes = await _deliver_batch(pipeline, batcher, request)
         if progress is not None:
             for outcome in outcomes:
-                progress(outcome)
+                try:
+                    progress(outcome)
+                except Exception as exc:
+                    failures.append(exc)
         return outcomes
 
     results = await asyncio.gather(*(one(request) for request in requests))
+    if failures:
+        raise failures[0]
     return GroupResult(outcomes=tuple(o for outcomes in results for o in outcomes))
 
 
@@ -366,4 +373,4 @@ async def stream_batched(
                     else:
                         run.ready.extend(run.finished(task))
         while run.ready:
-            tally.record(run.ready.popleft(), run.in_flight)
+            tally.record_ending(run.ready.popleft(), run.in_flight)

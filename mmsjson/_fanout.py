@@ -21,6 +21,7 @@ from collections.abc import (
 from functools import partial
 from typing import Any
 
+from mmsjson._log import pipeline_log
 from mmsjson._pipeline import Pipeline, StopToken
 from mmsjson._slots import slot_setters
 from mmsjson.errors import MMSError, TransportError, api_error_from_code
@@ -132,15 +133,25 @@ async def run_group(
     result: ReadResult,
     progress: Callable[[Outcome], object] | None = None,
 ) -> GroupResult:
-    """Send each request concurrently and collect one outcome per recipient."""
+    """Send each request concurrently and collect one outcome per recipient.
+
+    An error of ``progress`` is raised once every request is answered (and every outcome passed
+    to ``progress``), so that none is left running unseen.
+    """
+    failures: list[Exception] = []
 
     async def one(request: PreparedRequest) -> Outcome:
         outcome = await _outcome(pipeline, request, result)
         if progress is not None:
-            progress(outcome)
+            try:
+                progress(outcome)
+            except Exception as exc:
+                failures.append(exc)
         return outcome
 
     outcomes = await asyncio.gather(*(one(request) for request in requests))
+    if failures:
+        raise failures[0]
     return GroupResult(outcomes=tuple(outcomes))
 
 
@@ -252,6 +263,17 @@ class _Tally:
                     in_flight=in_flight,
                     last=outcome,
                 )
+            )
+
+    def record_ending(self, outcome: BulkOutcome, in_flight: int) -> None:
+        """:meth:`record` for a run that is ending: a ``progress`` that fails (again) is logged,
+        so it neither keeps the outcomes after this one from it nor hides the run's own error."""
+        try:
+            self.record(outcome, in_flight)
+        except Exception:
+            pipeline_log.warning(
+                "bulk progress callback failed for job %d as the run ended", outcome.index,
+                exc_info=True,
             )
 
 
@@ -428,7 +450,7 @@ async def stream_bulk(
         while finished:
             item = finished.popleft()
             if item is not None and not isinstance(item, BaseException):
-                tally.record(item, tally.started - tally.done - 1)
+                tally.record_ending(item, tally.started - tally.done - 1)
 
 
 async def _jobs_of(jobs: Iterable[BulkJob] | AsyncIterable[BulkJob]) -> AsyncIterator[BulkJob]:

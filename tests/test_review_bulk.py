@@ -226,3 +226,72 @@ async def test_two_batched_runs_sharing_one_journal_object_send_each_person_once
     assert sorted(arrived) == [f"+1555123000{n}" for n in range(3)]
     assert {o.status for o in outcomes} == {OutcomeStatus.ACCEPTED}
     assert sorted(o.replayed for o in outcomes) == [False] * 3 + [True] * 3
+
+
+# -- a progress callback that raises --------------------------------------------------------------
+
+
+class _ProgressFailed(Exception):
+    pass
+
+
+def _raising_progress(seen: list[int]) -> Any:
+    """A progress callback that records each outcome's index, then raises, every time."""
+
+    def progress(update: Any) -> None:
+        seen.append(update.last.index if hasattr(update, "last") else len(seen))
+        raise _ProgressFailed(f"progress call {len(seen)}")
+
+    return progress
+
+
+@pytest.mark.parametrize("flavour", ["json", "sms_rest"])
+async def test_a_progress_callback_that_keeps_raising_still_hears_of_every_job_on_the_wire(
+    flavour: str,
+) -> None:
+    gate, four_on_wire = asyncio.Event(), asyncio.Event()
+    sent: list[PreparedRequest] = []
+
+    async def held(request: PreparedRequest) -> RawResponse:
+        sent.append(request)
+        if len(sent) == (4 if flavour == "json" else 2):
+            four_on_wire.set()
+        await gate.wait()
+        return json_accepts(request) if flavour == "json" else batch_answer(request)
+
+    seen: list[int] = []
+    if flavour == "json":
+        client = json_client(held)
+        jobs = [BulkJob(to=f"1555123000{n}", mms=picture_mms()) for n in range(8)]
+    else:
+        client = MMSClient(
+            flavour=SmsRestFlavour(SECRET, "plan1", base_url=SMS_URL, max_recipients=2),
+            throughput=None, transport=MockTransport(held),
+        )
+        jobs = [BulkJob(to=f"1555123000{n}", mms=media_mms()) for n in range(8)]
+    async with client:
+        run = client.send_bulk(jobs, progress=_raising_progress(seen), max_pending=4)
+        first = asyncio.ensure_future(anext(run))
+        await four_on_wire.wait()
+        gate.set()
+        with pytest.raises(_ProgressFailed, match="progress call 1$"):
+            await first
+    assert sorted(seen) == [0, 1, 2, 3]
+
+
+async def test_a_group_send_whose_progress_raises_raises_only_once_every_request_is_answered() -> None:
+    answered: list[str] = []
+
+    async def slow(request: PreparedRequest) -> RawResponse:
+        for _ in range(len(answered) * 3):  # later answers take more turns of the loop
+            await asyncio.sleep(0)
+        answered.append(request.json()["to"])
+        return json_accepts(request)
+
+    seen: list[int] = []
+    people = ["15551230001", "15551230002", "15551230003"]
+    async with json_client(slow) as client:
+        with pytest.raises(_ProgressFailed, match="progress call 1$"):
+            await client.send_group(picture_mms(), people, progress=_raising_progress(seen))
+        assert sorted(answered) == people
+    assert len(seen) == 3
