@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from attrs import define
 
-from mmsjson._fanout import _jobs_of, _replayed, _status_of, _Tally, _unprepared
+from mmsjson._fanout import _jobs_of, _outlast, _replayed, _status_of, _Tally, _unprepared
 from mmsjson._pipeline import Pipeline, StopToken
 from mmsjson.errors import MMSError, TransportError
 from mmsjson.flavours.base import Answer
@@ -363,14 +363,14 @@ async def stream_batched(
     finally:
         for items in run.packs.values():
             run.release(items)
-        if run.pending:
-            run.stop.stop()
-            while run.pending:
-                done, _ = await asyncio.wait(run.pending, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    if task.cancelled():
-                        run.in_flight -= len(run.pending.pop(task))
-                    else:
-                        run.ready.extend(run.finished(task))
-        while run.ready:
-            tally.record_ending(run.ready.popleft(), run.in_flight)
+        run.stop.stop()
+        try:
+            await _outlast(run.pending)
+        finally:
+            for task in list(run.pending):
+                if task.cancelled() or task.exception() is not None:  # not sent, or the run's error
+                    run.in_flight -= len(run.pending.pop(task))
+                else:
+                    run.ready.extend(run.finished(task))
+            while run.ready:
+                tally.record_ending(run.ready.popleft(), run.in_flight)

@@ -280,6 +280,26 @@ class _Tally:
 _END: Any = object()
 
 
+async def _outlast(
+    tasks: Iterable[asyncio.Task[Any]], cancelled_again: Callable[[], object] | None = None
+) -> None:
+    """Wait until ``tasks`` are done, also if this task is cancelled meanwhile (the cancellation
+    is raised after, and ``cancelled_again`` called at once): a request on the wire is never
+    cancelled by its run stopping."""
+    cancelled = False
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        try:
+            await asyncio.wait(pending)
+        except asyncio.CancelledError:
+            cancelled = True
+            if cancelled_again is not None:
+                cancelled_again()
+        pending = {task for task in pending if not task.done()}
+    if cancelled:
+        raise asyncio.CancelledError
+
+
 async def stream_bulk(
     jobs: Iterable[BulkJob] | AsyncIterable[BulkJob],
     prepare: Prepare,
@@ -444,9 +464,12 @@ async def stream_bulk(
     finally:
         if not all(worker.done() for worker in workers):
             stop.stop()
-            for worker in list(waiting):
-                worker.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+            def cancel_waiting() -> None:
+                for worker in list(waiting):
+                    worker.cancel()
+
+            cancel_waiting()
+            await _outlast(workers, cancel_waiting)  # again: a job source may swallow one
         while finished:
             item = finished.popleft()
             if item is not None and not isinstance(item, BaseException):

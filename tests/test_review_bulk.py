@@ -4,6 +4,7 @@ SQLite cannot store, a transport that raises CancelledError, and batched runs sh
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -295,3 +296,73 @@ async def test_a_group_send_whose_progress_raises_raises_only_once_every_request
             await client.send_group(picture_mms(), people, progress=_raising_progress(seen))
         assert sorted(answered) == people
     assert len(seen) == 3
+
+
+# -- a run cancelled again while it waits for the requests on the wire --------------------------------
+
+
+@pytest.mark.parametrize("flavour", ["json", "sms_rest"])
+async def test_a_run_cancelled_twice_still_lets_its_requests_on_the_wire_finish_and_be_journaled(
+    tmp_path: Path, flavour: str
+) -> None:
+    gate, on_wire = asyncio.Event(), asyncio.Event()
+    sent: list[PreparedRequest] = []
+
+    async def held(request: PreparedRequest) -> RawResponse:
+        sent.append(request)
+        on_wire.set()
+        await gate.wait()
+        return json_accepts(request) if flavour == "json" else batch_answer(request)
+
+    if flavour == "json":
+        client, content = json_client(held), picture_mms()
+    else:
+        client, content = sms_client(held), media_mms()
+    jobs = [BulkJob(to=f"1555123000{n}", mms=content) for n in range(4)]
+    with BulkJournal(tmp_path / "run.db") as journal:
+        async with client:
+
+            async def consume() -> None:
+                async for _ in client.send_bulk(jobs, journal=journal, max_pending=2):
+                    pass
+
+            task = asyncio.create_task(consume())
+            await on_wire.wait()
+            task.cancel()
+            for _ in range(5):  # the run is now waiting for its requests on the wire
+                await asyncio.sleep(0)
+            task.cancel()
+            for _ in range(5):
+                await asyncio.sleep(0)
+            gate.set()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        counts = await journal.counts()
+    assert sent and counts == {"accepted": sum(len(r.recipients) for r in sent)}
+
+
+async def test_a_run_over_a_job_source_that_swallows_one_cancellation_ends_when_cancelled_again() -> None:
+    reading = asyncio.Event()
+
+    async def stubborn() -> Any:
+        yield BulkJob(to="15551230001", mms=picture_mms())
+        reading.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.Event().wait()
+        await asyncio.Event().wait()
+
+    async with json_client(json_accepts) as client:
+
+        async def consume() -> None:
+            async for _ in client.send_bulk(stubborn()):
+                pass
+
+        task = asyncio.create_task(consume())
+        await reading.wait()
+        task.cancel()
+        for _ in range(5):  # the run now waits for its worker stuck in the job source
+            await asyncio.sleep(0)
+        task.cancel()
+        async with asyncio.timeout(30):  # a guard against a hang, not a timing check
+            with pytest.raises(asyncio.CancelledError):
+                await task
