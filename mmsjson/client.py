@@ -494,6 +494,8 @@ class MMSClient:
         before it is sent and after, and a rerun of the same jobs skips what was accepted, resends
         what was surely not, and reports unknown outcomes instead of resending them.
         """
+        if max_pending is not None and (not isinstance(max_pending, int) or max_pending < 1):
+            raise ValidationError("max_pending", "must be an integer of at least 1")
         opened: BulkJournal | None
         if journal is None or isinstance(journal, BulkJournal):
             opened, owned = journal, False
@@ -508,11 +510,12 @@ class MMSClient:
             async with contextlib.aclosing(
                 stream_bulk(
                     jobs, self._job_request, self._pipeline, tracking_id,
-                    max_pending=max_pending or 2 * self.max_in_flight,
+                    max_pending=max_pending if max_pending is not None else 2 * self.max_in_flight,
                     progress=progress, journal=opened,
                 ) if batcher is None else stream_batched(
                     jobs, self._job_request, self._pipeline, batcher,
-                    max_pending=max_pending or max(2 * self.max_in_flight, 4 * batcher.max_recipients),
+                    max_pending=max_pending if max_pending is not None
+                    else max(2 * self.max_in_flight, 4 * batcher.max_recipients),
                     progress=progress, journal=opened,
                 )
             ) as outcomes:

@@ -366,3 +366,21 @@ async def test_a_run_over_a_job_source_that_swallows_one_cancellation_ends_when_
         async with asyncio.timeout(30):  # a guard against a hang, not a timing check
             with pytest.raises(asyncio.CancelledError):
                 await task
+
+
+# -- max_pending ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("max_pending", [0, -1, 2.5, "4"])
+async def test_a_max_pending_that_is_not_a_positive_integer_is_refused_before_anything_is_sent(
+    max_pending: Any,
+) -> None:
+    transport = MockTransport(json_accepts)
+    async with MMSClient(
+        SECRET, service_id="123", sender="12345", throughput=None, transport=transport
+    ) as client:
+        with pytest.raises(ValidationError, match="max_pending: must be an integer of at least 1"):
+            async for _ in client.send_bulk([BulkJob(to="15551230001", mms=picture_mms())],
+                                            max_pending=max_pending):
+                pass
+    assert transport.requests == []
