@@ -22,7 +22,15 @@ from typing import Any, Protocol
 
 from attrs import define
 
-from mmsjson._fanout import _jobs_of, _outlast, _replayed, _status_of, _Tally, _unprepared
+from mmsjson._fanout import (
+    _jobs_of,
+    _key_taken,
+    _outlast,
+    _replayed,
+    _status_of,
+    _Tally,
+    _unprepared,
+)
 from mmsjson._pipeline import Pipeline, StopToken
 from mmsjson.errors import MMSError, TransportError
 from mmsjson.flavours.base import Answer
@@ -275,6 +283,10 @@ class _BatchRun:
             self.claimed.add(item.key)
             try:
                 entry = await self.journal.entry(item.key)
+                if entry is not None and entry.recipient != item.to:
+                    self.ready.append(_key_taken(item.job, item.index))
+                    self.release([item])
+                    return
                 if entry is not None and not entry.resend:
                     if entry.state == SENDING:
                         await self.journal.record(item.key, item.to, OutcomeStatus.UNKNOWN)

@@ -24,7 +24,7 @@ from typing import Any
 from mmsjson._log import pipeline_log
 from mmsjson._pipeline import Pipeline, StopToken
 from mmsjson._slots import slot_setters
-from mmsjson.errors import MMSError, TransportError, api_error_from_code
+from mmsjson.errors import MMSError, TransportError, ValidationError, api_error_from_code
 from mmsjson.flavours.base import Answer
 from mmsjson.journal import SENDING, BulkJournal, JournalEntry, job_key
 from mmsjson.models import (
@@ -186,6 +186,14 @@ def _settled(
     )
 
 
+def _key_taken(job: BulkJob, index: int) -> BulkOutcome:
+    """The rejected outcome of a job whose key the journal holds for another recipient: that
+    job's outcome is not this one's, and sending would leave the journal naming the wrong person."""
+    return _unprepared(
+        ValidationError("key", "is the key of a job to another recipient in this journal"), job, index
+    )
+
+
 def _unprepared(exc: Exception, job: BulkJob, index: int) -> BulkOutcome:
     """The rejected outcome of a job that could not be prepared, whatever it held."""
     error = exc if isinstance(exc, MMSError) else MMSError(
@@ -219,6 +227,8 @@ async def _journaled(
     claims[key] = claim = asyncio.Event()
     try:
         entry = await journal.entry(key)
+        if entry is not None and entry.recipient != to:
+            return _key_taken(job, index)
         if entry is not None and not entry.resend:
             if entry.state == SENDING:
                 await journal.record(key, to, OutcomeStatus.UNKNOWN)

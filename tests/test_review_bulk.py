@@ -384,3 +384,35 @@ async def test_a_max_pending_that_is_not_a_positive_integer_is_refused_before_an
                                             max_pending=max_pending):
                 pass
     assert transport.requests == []
+
+
+# -- one key given to jobs for different people ---------------------------------------------------
+
+
+@pytest.mark.parametrize("flavour", ["json", "sms_rest"])
+async def test_a_job_whose_key_the_journal_has_for_another_person_is_refused_not_replayed_as_theirs(
+    tmp_path: Path, flavour: str
+) -> None:
+    transport = MockTransport(json_accepts if flavour == "json" else batch_answer)
+    if flavour == "json":
+        client: MMSClient = MMSClient(
+            SECRET, service_id="123", sender="12345", throughput=None, transport=transport
+        )
+        content = picture_mms()
+    else:
+        client = MMSClient(
+            flavour=SmsRestFlavour(SECRET, "plan1", base_url=SMS_URL), throughput=None,
+            transport=transport,
+        )
+        content = media_mms()
+    jobs = [BulkJob(to="15551230001", mms=content, key="row-7"),
+            BulkJob(to="15551230002", mms=content, key="row-7")]
+    async with client:
+        outcomes = sorted([o async for o in client.send_bulk(jobs, journal=tmp_path / "run.db")],
+                          key=lambda o: o.index)
+    assert [(o.to, o.status, o.replayed) for o in outcomes] == [
+        ("15551230001", OutcomeStatus.ACCEPTED, False),
+        ("15551230002", OutcomeStatus.REJECTED, False),
+    ]
+    assert isinstance(outcomes[1].error, ValidationError) and outcomes[1].error.path == "key"
+    assert [r.recipients for r in transport.requests] == [("15551230001",)]
