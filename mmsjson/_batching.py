@@ -9,7 +9,8 @@ run can resume through another flavour.
 
 At most ``max_pending`` jobs are under way (packed or on the wire), so memory stays flat however
 many jobs there are. A partial batch is sent when no more jobs can be taken in: the jobs ran out,
-``max_pending`` jobs are under way, or a job must wait for an earlier one with the same key.
+``max_pending`` jobs are under way, an async source has no job ready, or a job must wait for an
+earlier one with the same key.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any, Protocol
 from attrs import define
 
 from mmsjson._fanout import (
-    _jobs_of,
+    _END,
     _key_taken,
     _outlast,
     _replayed,
@@ -332,7 +333,11 @@ async def stream_batched(
         raise ValueError("max_pending must be at least 1")
     tally = _Tally(progress)
     run = _BatchRun(batcher, prepare, pipeline, journal)
-    source = _jobs_of(jobs)
+    iterator = None if isinstance(jobs, AsyncIterable) else iter(jobs)
+    source = aiter(jobs) if isinstance(jobs, AsyncIterable) else None
+    #: The next job of an async source, read while batches are under way: a source that waits
+    #: (a queue, a slow query) holds neither the jobs already packed nor the outcomes to yield.
+    reading: asyncio.Task[BulkJob] | None = None
     exhausted = False
     held: _Item | None = None
     try:
@@ -347,11 +352,26 @@ async def stream_batched(
                     await run.claims[key].wait()
                     continue
             while not exhausted and held is None and run.under_way < max_pending:
-                try:
-                    job = await anext(source)
-                except StopAsyncIteration:
-                    exhausted = True
-                    break
+                if source is None:
+                    assert iterator is not None
+                    job = next(iterator, _END)
+                    if job is _END:
+                        exhausted = True
+                        break
+                else:
+                    if reading is None:
+                        reading = asyncio.ensure_future(anext(source))
+                        await asyncio.sleep(0)  # one turn: a source with a job ready gives it now
+                    if not reading.done():
+                        break  # it waits: send what is packed, and wait for it or a batch
+                    try:
+                        job = reading.result()
+                    except StopAsyncIteration:
+                        exhausted = True
+                        break
+                    finally:
+                        if reading.done():
+                            reading = None
                 item = run.item(tally.started, job)
                 tally.started += 1
                 if item is None:
@@ -365,14 +385,23 @@ async def stream_batched(
                 outcome = run.ready.popleft()
                 tally.record(outcome, run.in_flight)
                 yield outcome
-            if not run.pending:
+            waits: set[asyncio.Future[Any]] = set(run.pending)
+            if reading is not None:
+                waits.add(reading)
+            if not waits:
                 if exhausted and held is None:
                     return
                 continue
-            done, _ = await asyncio.wait(run.pending, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
-                run.ready.extend(run.finished(task))
+                if task is not reading:
+                    run.ready.extend(run.finished(task))  # type: ignore[arg-type]
     finally:
+        if reading is not None:
+            reading.cancel()
+            await _outlast([reading], reading.cancel)
+            if not reading.cancelled():
+                reading.exception()  # the run ends with its own error, or was left
         for items in run.packs.values():
             run.release(items)
         run.stop.stop()

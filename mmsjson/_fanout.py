@@ -12,7 +12,6 @@ from collections import deque
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
-    AsyncIterator,
     Awaitable,
     Callable,
     Iterable,
@@ -484,12 +483,3 @@ async def stream_bulk(
             item = finished.popleft()
             if item is not None and not isinstance(item, BaseException):
                 tally.record_ending(item, tally.started - tally.done - 1)
-
-
-async def _jobs_of(jobs: Iterable[BulkJob] | AsyncIterable[BulkJob]) -> AsyncIterator[BulkJob]:
-    if isinstance(jobs, AsyncIterable):
-        async for job in jobs:
-            yield job
-    else:
-        for job in jobs:
-            yield job

@@ -416,3 +416,26 @@ async def test_a_job_whose_key_the_journal_has_for_another_person_is_refused_not
     ]
     assert isinstance(outcomes[1].error, ValidationError) and outcomes[1].error.path == "key"
     assert [r.recipients for r in transport.requests] == [("15551230001",)]
+
+
+# -- an async job source that waits ---------------------------------------------------------------
+
+
+async def test_a_batched_run_sends_what_it_packed_while_its_async_job_source_waits() -> None:
+    more = asyncio.Event()
+
+    async def trickle() -> Any:
+        for n in range(3):
+            yield BulkJob(to=f"1555123000{n}", mms=media_mms())
+        await more.wait()  # a queue with nothing in it yet
+        yield BulkJob(to="15551230009", mms=media_mms())
+
+    async with sms_client(batch_answer) as client:
+        run = client.send_bulk(trickle())
+        async with asyncio.timeout(30):  # a guard against a hang, not a timing check
+            first = [await anext(run) for _ in range(3)]
+            more.set()
+            rest = [o async for o in run]
+    assert sorted(o.index for o in first) == [0, 1, 2]
+    assert [o.index for o in rest] == [3]
+    assert {o.status for o in first + rest} == {OutcomeStatus.ACCEPTED}
