@@ -9,8 +9,8 @@ run can resume through another flavour.
 
 At most ``max_pending`` jobs are under way (packed or on the wire), so memory stays flat however
 many jobs there are. A partial batch is sent when no more jobs can be taken in: the jobs ran out,
-``max_pending`` jobs are under way, an async source has no job ready, or a job must wait for an
-earlier one with the same key.
+``max_pending`` jobs are under way, an async source has had no job ready for ``_LINGER`` seconds,
+or a job must wait for an earlier one with the same key.
 """
 
 from __future__ import annotations
@@ -48,6 +48,10 @@ from mmsjson.models import (
 from mmsjson.transport import PreparedRequest
 
 __all__ = ["Batcher", "batcher_of", "run_batches", "stream_batched"]
+
+#: How long jobs packed from an async source wait for more before their batch is sent anyway,
+#: in seconds: a source that waits briefly per job (a file read in a thread) still fills batches.
+_LINGER = 0.05
 
 
 class Batcher(Protocol):
@@ -336,8 +340,11 @@ async def stream_batched(
     iterator = None if isinstance(jobs, AsyncIterable) else iter(jobs)
     source = aiter(jobs) if isinstance(jobs, AsyncIterable) else None
     #: The next job of an async source, read while batches are under way: a source that waits
-    #: (a queue, a slow query) holds neither the jobs already packed nor the outcomes to yield.
+    #: (a queue, a slow query) holds neither the outcomes to yield nor, past ``_LINGER`` seconds,
+    #: the jobs already packed. ``waiting_since`` is when it began to wait (None: it has not).
     reading: asyncio.Task[BulkJob] | None = None
+    waiting_since: float | None = None
+    loop = asyncio.get_running_loop()
     exhausted = False
     held: _Item | None = None
     try:
@@ -363,7 +370,10 @@ async def stream_batched(
                         reading = asyncio.ensure_future(anext(source))
                         await asyncio.sleep(0)  # one turn: a source with a job ready gives it now
                     if not reading.done():
-                        break  # it waits: send what is packed, and wait for it or a batch
+                        if waiting_since is None:
+                            waiting_since = loop.time()
+                        break
+                    waiting_since = None
                     try:
                         job = reading.result()
                     except StopAsyncIteration:
@@ -380,7 +390,8 @@ async def stream_batched(
                     held = item
                     break
                 await run.admit(item)
-            run.launch_all()
+            if waiting_since is None or loop.time() - waiting_since >= _LINGER:
+                run.launch_all()
             while run.ready:
                 outcome = run.ready.popleft()
                 tally.record(outcome, run.in_flight)
@@ -392,7 +403,10 @@ async def stream_batched(
                 if exhausted and held is None:
                     return
                 continue
-            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            linger = None
+            if waiting_since is not None and run.packs:
+                linger = max(0.0, waiting_since + _LINGER - loop.time())
+            done, _ = await asyncio.wait(waits, timeout=linger, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 if task is not reading:
                     run.ready.extend(run.finished(task))  # type: ignore[arg-type]

@@ -439,3 +439,25 @@ async def test_a_batched_run_sends_what_it_packed_while_its_async_job_source_wai
     assert sorted(o.index for o in first) == [0, 1, 2]
     assert [o.index for o in rest] == [3]
     assert {o.status for o in first + rest} == {OutcomeStatus.ACCEPTED}
+
+
+async def test_an_async_job_source_that_waits_a_moment_per_job_still_fills_its_batches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mmsjson import _batching
+
+    monkeypatch.setattr(_batching, "_LINGER", 3600.0)  # no partial batch for a moment's wait
+
+    async def per_line() -> Any:  # like a file read line by line in a thread
+        for n in range(6):
+            await asyncio.sleep(0)
+            yield BulkJob(to=f"1555123000{n}", mms=media_mms())
+
+    transport = MockTransport(batch_answer)
+    async with MMSClient(
+        flavour=SmsRestFlavour(SECRET, "plan1", base_url=SMS_URL, max_recipients=3),
+        throughput=None, transport=transport,
+    ) as client:
+        outcomes = [o async for o in client.send_bulk(per_line())]
+    assert len(outcomes) == 6
+    assert [len(r.recipients) for r in transport.requests] == [3, 3]
