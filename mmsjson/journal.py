@@ -130,7 +130,9 @@ class _RunLock:
     def __init__(self, journal: str) -> None:
         self.path = os.path.realpath(journal) + ".lock"
         try:
-            self._file = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held until release
+            self._file = open(  # noqa: SIM115 - held until release
+                self.path, "a+", encoding="utf-8", errors="replace"
+            )
         except OSError as exc:
             raise JournalError(journal, f"cannot create its lock file {self.path}: {exc.strerror}") from exc
         try:
@@ -140,7 +142,7 @@ class _RunLock:
             raise JournalError(journal, f"cannot lock {self.path}: {exc.strerror}") from exc
         if not locked:
             self._file.seek(0)
-            holder = self._file.read().strip() or "unknown"
+            holder = self._file.read(200).strip() or "unknown"  # what a run writes is shorter
             self._file.close()
             raise JournalBusy(journal, holder)
         since = datetime.now(UTC).isoformat(timespec="seconds")

@@ -461,3 +461,22 @@ async def test_an_async_job_source_that_waits_a_moment_per_job_still_fills_its_b
         outcomes = [o async for o in client.send_bulk(per_line())]
     assert len(outcomes) == 6
     assert [len(r.recipients) for r in transport.requests] == [3, 3]
+
+
+# -- a lock file that another program holds and filled with bytes of its own -------------------------
+
+
+def test_a_journal_whose_lock_file_another_program_holds_with_binary_content_is_busy(
+    tmp_path: Path,
+) -> None:
+    from mmsjson import JournalBusy
+
+    fcntl = pytest.importorskip("fcntl")
+
+    with open(tmp_path / "run.db.lock", "wb") as lock:
+        lock.write(b"\xff\xfe\x00" + b"x" * 100_000)
+        lock.flush()
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(JournalBusy) as caught:
+            BulkJournal(tmp_path / "run.db")
+    assert len(str(caught.value)) < 1000
