@@ -31,6 +31,7 @@ from mmsjson._fanout import (
     _status_of,
     _Tally,
     _unprepared,
+    _unreadable,
 )
 from mmsjson._pipeline import Pipeline, StopToken
 from mmsjson.errors import MMSError, TransportError
@@ -94,8 +95,15 @@ async def _deliver_batch(
             for to in request.recipients
         ]
     answer, attempts = delivered
-    listed = batcher.accepted_recipients(answer)
-    tracking_id = batcher.send_result(answer).tracking_id
+    try:
+        listed = batcher.accepted_recipients(answer)
+        tracking_id = batcher.send_result(answer).tracking_id
+    except Exception as exc:
+        unreadable = _unreadable(exc, attempts)
+        return [
+            Outcome(to=to, status=OutcomeStatus.UNKNOWN, error=unreadable, attempts=attempts)
+            for to in request.recipients
+        ]
     outcomes = []
     for to in request.recipients:
         if listed is None or to in listed:

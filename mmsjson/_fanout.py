@@ -86,6 +86,16 @@ def _bulk_outcome(
     return outcome
 
 
+def _unreadable(exc: Exception, attempts: int) -> TransportError:
+    """The error of an answer the service accepted but the flavour could not read (a flavour
+    bug): who was sent what is not known, so its jobs are unknown, never resent."""
+    error = TransportError(
+        f"unexpected {type(exc).__name__} while reading an accepted answer", outcome_unknown=True
+    )
+    error.attempts = attempts
+    return error
+
+
 def _status_of(error: MMSError) -> OutcomeStatus:
     return OutcomeStatus.UNKNOWN if classify(error) is Verdict.UNKNOWN else OutcomeStatus.REJECTED
 
@@ -104,9 +114,13 @@ async def _outcome(
     if isinstance(delivered, MMSError):
         return Outcome(to=to, status=_status_of(delivered), error=delivered, attempts=delivered.attempts)
     answer, attempts = delivered
+    try:
+        tracking_id = result(answer).tracking_id
+    except Exception as exc:
+        error = _unreadable(exc, attempts)
+        return Outcome(to=to, status=OutcomeStatus.UNKNOWN, error=error, attempts=attempts)
     return Outcome(
-        to=to, status=OutcomeStatus.ACCEPTED, tracking_id=result(answer).tracking_id,
-        attempts=attempts,
+        to=to, status=OutcomeStatus.ACCEPTED, tracking_id=tracking_id, attempts=attempts
     )
 
 
@@ -180,9 +194,13 @@ def _settled(
             to, _status_of(delivered), None, delivered, delivered.attempts, job, index
         )
     answer, attempts = delivered
-    return _bulk_outcome(
-        to, _ACCEPTED, tracking_id(answer), None, attempts, job, index
-    )
+    try:
+        read = tracking_id(answer)
+    except Exception as exc:
+        return _bulk_outcome(
+            to, OutcomeStatus.UNKNOWN, None, _unreadable(exc, attempts), attempts, job, index
+        )
+    return _bulk_outcome(to, _ACCEPTED, read, None, attempts, job, index)
 
 
 def _key_taken(job: BulkJob, index: int) -> BulkOutcome:
@@ -416,10 +434,18 @@ async def stream_bulk(
                                 error.attempts, job, index,
                             )
                         else:
-                            outcome = _bulk_outcome(
-                                request.recipients[0], _ACCEPTED,
-                                tracking_id(answer), None, attempts, job, index,
-                            )
+                            try:
+                                read = tracking_id(answer)
+                            except Exception as exc:
+                                outcome = _bulk_outcome(
+                                    request.recipients[0], OutcomeStatus.UNKNOWN, None,
+                                    _unreadable(exc, attempts), attempts, job, index,
+                                )
+                            else:
+                                outcome = _bulk_outcome(
+                                    request.recipients[0], _ACCEPTED, read, None, attempts, job,
+                                    index,
+                                )
                             del answer
                 finished.append(outcome)
                 if wake is not None and not wake.done():

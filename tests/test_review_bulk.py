@@ -23,6 +23,7 @@ from mmsjson import (
     SmsRestFlavour,
     ValidationError,
 )
+from mmsjson.flavours import JsonFlavour
 from mmsjson.journal import BulkJournal
 from mmsjson.testing import MockTransport
 from mmsjson.transport import PreparedRequest
@@ -480,3 +481,52 @@ def test_a_journal_whose_lock_file_another_program_holds_with_binary_content_is_
         with pytest.raises(JournalBusy) as caught:
             BulkJournal(tmp_path / "run.db")
     assert len(str(caught.value)) < 1000
+
+
+# -- a flavour that fails to read an answer it accepted --------------------------------------------
+
+
+class _JsonUnreadable(JsonFlavour):
+    def send_tracking_id(self, answer: Any) -> str:
+        raise KeyError("tracking-id")
+
+    def send_result(self, answer: Any) -> Any:
+        raise KeyError("tracking-id")
+
+
+class _SmsUnreadable(SmsRestFlavour):
+    def accepted_recipients(self, answer: Any) -> frozenset[str] | None:
+        raise KeyError("to")
+
+
+@pytest.mark.parametrize("flavour", ["json", "sms_rest"])
+async def test_an_accepted_answer_the_flavour_cannot_read_leaves_its_jobs_unknown_and_the_run_goes_on(
+    tmp_path: Path, flavour: str
+) -> None:
+    if flavour == "json":
+        client = MMSClient(
+            flavour=_JsonUnreadable(SECRET), service_id="123", sender="12345", throughput=None,
+            transport=MockTransport(json_accepts),
+        )
+        content = picture_mms()
+    else:
+        client = MMSClient(
+            flavour=_SmsUnreadable(SECRET, "plan1", base_url=SMS_URL, max_recipients=2),
+            throughput=None, transport=MockTransport(batch_answer),
+        )
+        content = media_mms()
+    jobs = [BulkJob(to=f"1555123000{n}", mms=content) for n in range(3)]
+    async with client:
+        outcomes = [o async for o in client.send_bulk(jobs, journal=tmp_path / "run.db")]
+        again = [o async for o in client.send_bulk(jobs, journal=tmp_path / "run.db")]
+    assert sorted((o.index, o.status) for o in outcomes) == [(n, OutcomeStatus.UNKNOWN) for n in range(3)]
+    assert all(o.replayed and o.status is OutcomeStatus.UNKNOWN for o in again)
+
+
+async def test_a_group_send_whose_accepted_answers_the_flavour_cannot_read_gives_unknown_outcomes() -> None:
+    async with MMSClient(
+        flavour=_JsonUnreadable(SECRET), service_id="123", sender="12345", throughput=None,
+        transport=MockTransport(json_accepts),
+    ) as client:
+        result = await client.send_group(picture_mms(), ["15551230001", "15551230002"])
+    assert [o.status for o in result.outcomes] == [OutcomeStatus.UNKNOWN] * 2
