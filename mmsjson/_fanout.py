@@ -499,6 +499,7 @@ async def stream_bulk(
     finally:
         if not all(worker.done() for worker in workers):
             stop.stop()
+
             def cancel_waiting() -> None:
                 for worker in list(waiting):
                     worker.cancel()
