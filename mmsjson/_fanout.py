@@ -497,16 +497,18 @@ async def stream_bulk(
                 assert isinstance(item, BaseException)
                 raise item
     finally:
-        if not all(worker.done() for worker in workers):
-            stop.stop()
+        try:
+            if not all(worker.done() for worker in workers):
+                stop.stop()
 
-            def cancel_waiting() -> None:
-                for worker in list(waiting):
-                    worker.cancel()
+                def cancel_waiting() -> None:
+                    for worker in list(waiting):
+                        worker.cancel()
 
-            cancel_waiting()
-            await _outlast(workers, cancel_waiting)  # again: a job source may swallow one
-        while finished:
-            item = finished.popleft()
-            if item is not None and not isinstance(item, BaseException):
-                tally.record_ending(item, tally.started - tally.done - 1)
+                cancel_waiting()
+                await _outlast(workers, cancel_waiting)  # again: a job source may swallow one
+        finally:
+            while finished:
+                item = finished.popleft()
+                if item is not None and not isinstance(item, BaseException):
+                    tally.record_ending(item, tally.started - tally.done - 1)

@@ -308,6 +308,7 @@ async def test_a_run_cancelled_twice_still_lets_its_requests_on_the_wire_finish_
 ) -> None:
     gate, on_wire = asyncio.Event(), asyncio.Event()
     sent: list[PreparedRequest] = []
+    reported: list[str] = []
 
     async def held(request: PreparedRequest) -> RawResponse:
         sent.append(request)
@@ -324,7 +325,10 @@ async def test_a_run_cancelled_twice_still_lets_its_requests_on_the_wire_finish_
         async with client:
 
             async def consume() -> None:
-                async for _ in client.send_bulk(jobs, journal=journal, max_pending=2):
+                async for _ in client.send_bulk(
+                    jobs, journal=journal, max_pending=2,
+                    progress=lambda update: reported.append(update.last.to),
+                ):
                     pass
 
             task = asyncio.create_task(consume())
@@ -340,6 +344,7 @@ async def test_a_run_cancelled_twice_still_lets_its_requests_on_the_wire_finish_
                 await task
         counts = await journal.counts()
     assert sent and counts == {"accepted": sum(len(r.recipients) for r in sent)}
+    assert sorted(reported) == sorted(to for r in sent for to in r.recipients)
 
 
 async def test_a_run_over_a_job_source_that_swallows_one_cancellation_ends_when_cancelled_again() -> None:
