@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import os
 import socket
 import sys
@@ -32,7 +33,14 @@ from types import TracebackType
 from attrs import frozen
 
 from mmsjson._store import SQLiteStore, StoreKind
-from mmsjson.errors import ApiError, JournalBusy, JournalError, MMSError, StoreError
+from mmsjson.errors import (
+    ApiError,
+    JournalBusy,
+    JournalError,
+    MMSError,
+    StoreError,
+    ValidationError,
+)
 from mmsjson.models import OutcomeStatus
 from mmsjson.retry import Verdict, classify
 
@@ -167,6 +175,13 @@ class BulkJournal:
     """
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
+        if (
+            isinstance(busy_timeout, bool) or not isinstance(busy_timeout, int | float)
+            or not 0 <= busy_timeout < math.inf
+        ):  # an infinite or NaN wait for SQLite's write lock could stop a run for good
+            raise ValidationError(
+                "busy_timeout", f"must be a finite number of seconds, at least 0, not {busy_timeout!r}"
+            )
         self.path = os.fspath(path)
         self._lock = _RunLock(self.path)
         try:

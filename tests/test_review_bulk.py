@@ -535,3 +535,15 @@ async def test_a_group_send_whose_accepted_answers_the_flavour_cannot_read_gives
     ) as client:
         result = await client.send_group(picture_mms(), ["15551230001", "15551230002"])
     assert [o.status for o in result.outcomes] == [OutcomeStatus.UNKNOWN] * 2
+
+
+# -- busy_timeout ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("busy_timeout", [float("inf"), float("nan"), -1, "5", True])
+def test_a_journal_busy_timeout_that_is_not_a_finite_number_of_seconds_is_refused(
+    tmp_path: Path, busy_timeout: Any
+) -> None:
+    with pytest.raises(ValidationError, match="busy_timeout: must be a finite number of seconds"):
+        BulkJournal(tmp_path / "run.db", busy_timeout=busy_timeout)
+    BulkJournal(tmp_path / "run.db").close()  # and nothing was left holding it
