@@ -9,6 +9,7 @@ seams it is built from (:mod:`mmsjson.flavours`, :mod:`mmsjson.limiting`, :mod:`
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import os
 import ssl
@@ -51,6 +52,16 @@ BASE_URL_ENV = "MMSJSON_BASE_URL"
 SERVICE_ID_ENV = "MMSJSON_SERVICE_ID"
 SENDER_ENV = "MMSJSON_SENDER"
 _MEDIA_CACHE_SIZE = 1024
+
+
+def _check_progress(progress: object) -> None:
+    """Refuse a ``progress`` that calling would not run: a coroutine function's coroutine is never
+    awaited (progress is called after every outcome, without holding the run up)."""
+    if inspect.iscoroutinefunction(progress):
+        raise ValidationError(
+            "progress", "must be a plain function, not a coroutine function: it is called, not "
+            "awaited, after every outcome"
+        )
 
 
 class MMSClient:
@@ -395,6 +406,7 @@ class MMSClient:
         also passed to ``progress`` as it arrives. ``custom_texts``, ``subject``,
         ``fallback_sms_text`` and ``expires_at`` override a saved template's.
         """
+        _check_progress(progress)
         people = normalize_numbers(participants, field="participants")
         if not people:
             raise ValidationError("participants", "a group needs at least one participant")
@@ -444,6 +456,7 @@ class MMSClient:
         request per recipient and take no ``parameters``. Every request is checked before the
         first is sent; each recipient gets an outcome.
         """
+        _check_progress(progress)
         batches = getattr(self.flavour, "batches", None)
         batcher = batcher_of(self.flavour)
         if batches is None or batcher is None:
@@ -496,6 +509,7 @@ class MMSClient:
         """
         if max_pending is not None and (not isinstance(max_pending, int) or max_pending < 1):
             raise ValidationError("max_pending", "must be an integer of at least 1")
+        _check_progress(progress)
         opened: BulkJournal | None
         if journal is None or isinstance(journal, BulkJournal):
             opened, owned = journal, False

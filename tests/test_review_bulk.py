@@ -547,3 +547,33 @@ def test_a_journal_busy_timeout_that_is_not_a_finite_number_of_seconds_is_refuse
     with pytest.raises(ValidationError, match="busy_timeout: must be a finite number of seconds"):
         BulkJournal(tmp_path / "run.db", busy_timeout=busy_timeout)
     BulkJournal(tmp_path / "run.db").close()  # and nothing was left holding it
+
+
+# -- a progress callback written as a coroutine function ------------------------------------------
+
+
+async def _async_progress(update: Any) -> None:
+    """Never awaited by a run: progress is called, not awaited, after every outcome."""
+
+
+async def test_a_bulk_run_refuses_a_progress_coroutine_function_before_anything_is_sent() -> None:
+    transport = MockTransport(json_accepts)
+    async with MMSClient(
+        SECRET, service_id="123", sender="12345", throughput=None, transport=transport
+    ) as client:
+        with pytest.raises(ValidationError, match="progress: must be a plain function"):
+            async for _ in client.send_bulk(
+                [BulkJob(to="15551230001", mms=picture_mms())], progress=_async_progress
+            ):
+                pass
+    assert transport.requests == []
+
+
+async def test_a_group_send_refuses_a_progress_coroutine_function_before_anything_is_sent() -> None:
+    transport = MockTransport(json_accepts)
+    async with MMSClient(
+        SECRET, service_id="123", sender="12345", throughput=None, transport=transport
+    ) as client:
+        with pytest.raises(ValidationError, match="progress: must be a plain function"):
+            await client.send_group(picture_mms(), ["15551230001"], progress=_async_progress)
+    assert transport.requests == []
