@@ -216,8 +216,12 @@ def _unprepared(exc: Exception, job: BulkJob, index: int) -> BulkOutcome:
     error = exc if isinstance(exc, MMSError) else MMSError(
         f"the job could not be prepared: {type(exc).__name__}: {exc}"
     )
+    try:
+        to = str(job.to) if isinstance(job, BulkJob) else "?"
+    except Exception:  # a job whose fields cannot even be read
+        to = "?"
     return BulkOutcome(
-        to=str(job.to) if isinstance(job, BulkJob) else "?",
+        to=to,
         status=OutcomeStatus.REJECTED,
         error=error,
         job=job,

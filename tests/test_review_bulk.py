@@ -577,3 +577,22 @@ async def test_a_group_send_refuses_a_progress_coroutine_function_before_anythin
         with pytest.raises(ValidationError, match="progress: must be a plain function"):
             await client.send_group(picture_mms(), ["15551230001"], progress=_async_progress)
     assert transport.requests == []
+
+
+# -- a job whose fields cannot even be read -------------------------------------------------------
+
+
+@pytest.mark.parametrize("flavour", ["json", "sms_rest"])
+async def test_a_bulk_job_with_no_fields_set_is_rejected_and_the_run_goes_on(flavour: str) -> None:
+    hollow = object.__new__(BulkJob)  # as a broken unpickling or a careless subclass leaves it
+    if flavour == "json":
+        client, content = json_client(json_accepts), picture_mms()
+    else:
+        client, content = sms_client(batch_answer), media_mms()
+    jobs = [BulkJob(to="15551230001", mms=content), hollow, BulkJob(to="15551230002", mms=content)]
+    async with client:
+        outcomes = sorted([(o.index, o.to, o.status) async for o in client.send_bulk(jobs)])
+    assert outcomes == [
+        (0, "15551230001", OutcomeStatus.ACCEPTED), (1, "?", OutcomeStatus.REJECTED),
+        (2, "15551230002", OutcomeStatus.ACCEPTED),
+    ]
