@@ -495,8 +495,9 @@ class MMSClient:
 
         Jobs are read lazily and at most ``max_pending`` (default twice ``max_in_flight``) are
         under way at once, so memory stays flat however many there are. A bad job gets a
-        ``rejected`` outcome and the run goes on. ``progress`` is called after every outcome. If
-        the run is cancelled or the loop left early, jobs not yet sent are dropped unreported,
+        ``rejected`` outcome and the run goes on. ``progress`` is called after every outcome (a
+        plain function: it is not awaited); if it raises, the run ends with its error. If the run
+        is cancelled, left early or ends with an error, jobs not yet sent are dropped unreported,
         jobs already on the wire are awaited and reported to ``progress``, and none twice.
 
         Through a flavour that carries many recipients per request (SMS REST batches), jobs that
