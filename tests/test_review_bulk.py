@@ -1,5 +1,7 @@
-"""Adversarial review of bulk runs and the journal: subclassed jobs, jobs and peers whose text
-SQLite cannot store, a transport that raises CancelledError, and batched runs sharing a journal."""
+"""Adversarial review of bulk runs and the journal: subclassed and hollow jobs, text SQLite cannot
+store, a transport that raises CancelledError, batched runs sharing a journal, progress callbacks
+that raise, runs cancelled twice, job sources that wait, keys reused for another person, and
+answers a flavour cannot read."""
 
 from __future__ import annotations
 
