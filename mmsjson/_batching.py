@@ -9,7 +9,8 @@ run can resume through another flavour.
 
 At most ``max_pending`` jobs are under way (packed or on the wire), so memory stays flat however
 many jobs there are. A partial batch is sent when no more jobs can be taken in: the jobs ran out,
-``max_pending`` jobs are under way, or a job must wait for an earlier one with the same key.
+``max_pending`` jobs are under way, an async source has had no job ready for ``_LINGER`` seconds,
+or a job must wait for an earlier one with the same key.
 """
 
 from __future__ import annotations
@@ -22,7 +23,16 @@ from typing import Any, Protocol
 
 from attrs import define
 
-from mmsjson._fanout import _jobs_of, _replayed, _status_of, _Tally
+from mmsjson._fanout import (
+    _END,
+    _key_taken,
+    _outlast,
+    _replayed,
+    _status_of,
+    _Tally,
+    _unprepared,
+    _unreadable,
+)
 from mmsjson._pipeline import Pipeline, StopToken
 from mmsjson.errors import MMSError, TransportError
 from mmsjson.flavours.base import Answer
@@ -39,6 +49,10 @@ from mmsjson.models import (
 from mmsjson.transport import PreparedRequest
 
 __all__ = ["Batcher", "batcher_of", "run_batches", "stream_batched"]
+
+#: How long jobs packed from an async source wait for more before their batch is sent anyway,
+#: in seconds: a source that waits briefly per job (a file read in a thread) still fills batches.
+_LINGER = 0.05
 
 
 class Batcher(Protocol):
@@ -81,8 +95,15 @@ async def _deliver_batch(
             for to in request.recipients
         ]
     answer, attempts = delivered
-    listed = batcher.accepted_recipients(answer)
-    tracking_id = batcher.send_result(answer).tracking_id
+    try:
+        listed = batcher.accepted_recipients(answer)
+        tracking_id = batcher.send_result(answer).tracking_id
+    except Exception as exc:
+        unreadable = _unreadable(exc, attempts)
+        return [
+            Outcome(to=to, status=OutcomeStatus.UNKNOWN, error=unreadable, attempts=attempts)
+            for to in request.recipients
+        ]
     outcomes = []
     for to in request.recipients:
         if listed is None or to in listed:
@@ -106,16 +127,23 @@ async def run_batches(
     batcher: Batcher,
     progress: Callable[[Outcome], object] | None = None,
 ) -> GroupResult:
-    """Send each batch concurrently; one outcome per recipient, in the order of the batches."""
+    """Send each batch concurrently; one outcome per recipient, in the order of the batches. An
+    error of ``progress`` is raised once every batch is answered, as :func:`run_group` does."""
+    failures: list[Exception] = []
 
     async def one(request: PreparedRequest) -> list[Outcome]:
         outcomes = await _deliver_batch(pipeline, batcher, request)
         if progress is not None:
             for outcome in outcomes:
-                progress(outcome)
+                try:
+                    progress(outcome)
+                except Exception as exc:
+                    failures.append(exc)
         return outcomes
 
     results = await asyncio.gather(*(one(request) for request in requests))
+    if failures:
+        raise failures[0]
     return GroupResult(outcomes=tuple(o for outcomes in results for o in outcomes))
 
 
@@ -125,6 +153,8 @@ class _Item:
     job: BulkJob
     request: PreparedRequest
     key: str | None = None
+    #: This run's claim on ``key`` in the journal, from when it is looked up until its outcome.
+    claim: asyncio.Event | None = None
 
     @property
     def to(self) -> str:
@@ -208,6 +238,9 @@ class _BatchRun:
         self.buffered = 0
         self.in_flight = 0
         self.pending: dict[asyncio.Task[list[BulkOutcome]], list[_Item]] = {}
+        #: Jobs being worked on by key, shared with every run on the journal (see
+        #: :attr:`BulkJournal.claims`); ``claimed`` are this run's.
+        self.claims: dict[str, asyncio.Event] = journal.claims if journal is not None else {}
         self.claimed: set[str] = set()
         self.ready: deque[BulkOutcome] = deque()
 
@@ -224,6 +257,8 @@ class _BatchRun:
         task = asyncio.create_task(
             _run_pack(items, self.batcher, self.pipeline, self.stop, self.journal)
         )
+        # Released when the batch ends, also while the run waits for another run's claim.
+        task.add_done_callback(lambda _: self.release(items))
         self.pending[task] = items
 
     def launch_all(self) -> None:
@@ -246,11 +281,8 @@ class _BatchRun:
         """The job's item, or None when it was refused before I/O (its outcome is ready)."""
         try:
             request = self.prepare(job)
-        except MMSError as error:
-            self.ready.append(BulkOutcome(
-                to=str(job.to) if isinstance(job, BulkJob) else "?",
-                status=OutcomeStatus.REJECTED, error=error, job=job, index=index,
-            ))
+        except Exception as exc:  # one bad job, whatever it holds, must not end the run
+            self.ready.append(_unprepared(exc, job, index))
             return None
         item = _Item(index, job, request)
         if self.journal is not None:
@@ -258,23 +290,42 @@ class _BatchRun:
         return item
 
     async def admit(self, item: _Item) -> None:
-        """Pack ``item``, or replay its journaled outcome."""
+        """Pack ``item``, or replay its journaled outcome (its key must not be claimed)."""
         if self.journal is not None and item.key is not None:
-            entry = await self.journal.entry(item.key)
-            if entry is not None and not entry.resend:
-                if entry.state == SENDING:
-                    await self.journal.record(item.key, item.to, OutcomeStatus.UNKNOWN)
-                self.ready.append(_replayed(entry, item.job, item.index))
-                return
+            item.claim = self.claims[item.key] = asyncio.Event()
             self.claimed.add(item.key)
+            try:
+                entry = await self.journal.entry(item.key)
+                if entry is not None and entry.recipient != item.to:
+                    self.ready.append(_key_taken(item.job, item.index))
+                    self.release([item])
+                    return
+                if entry is not None and not entry.resend:
+                    if entry.state == SENDING:
+                        await self.journal.record(item.key, item.to, OutcomeStatus.UNKNOWN)
+                    self.ready.append(_replayed(entry, item.job, item.index))
+                    self.release([item])
+                    return
+            except BaseException:
+                self.release([item])
+                raise
         self.add(item)
+
+    def release(self, items: list[_Item]) -> None:
+        """Let the next job with each item's key go ahead, in this run or another."""
+        for item in items:
+            claim = item.claim
+            if claim is not None and item.key is not None:
+                item.claim = None
+                if self.claims.get(item.key) is claim:
+                    del self.claims[item.key]
+                self.claimed.discard(item.key)
+                claim.set()
 
     def finished(self, task: asyncio.Task[list[BulkOutcome]]) -> list[BulkOutcome]:
         items = self.pending.pop(task)
         self.in_flight -= len(items)
-        for item in items:
-            if item.key is not None:
-                self.claimed.discard(item.key)
+        self.release(items)
         return task.result()
 
 
@@ -294,49 +345,95 @@ async def stream_batched(
         raise ValueError("max_pending must be at least 1")
     tally = _Tally(progress)
     run = _BatchRun(batcher, prepare, pipeline, journal)
-    source = _jobs_of(jobs)
+    iterator = None if isinstance(jobs, AsyncIterable) else iter(jobs)
+    source = aiter(jobs) if isinstance(jobs, AsyncIterable) else None
+    #: The next job of an async source, read while batches are under way: a source that waits
+    #: (a queue, a slow query) holds neither the outcomes to yield nor, past ``_LINGER`` seconds,
+    #: the jobs already packed. ``waiting_since`` is when it began to wait (None: it has not).
+    reading: asyncio.Task[BulkJob] | None = None
+    waiting_since: float | None = None
+    loop = asyncio.get_running_loop()
     exhausted = False
     held: _Item | None = None
     try:
         while True:
-            if held is not None and held.key not in run.claimed:
-                await run.admit(held)
-                held = None
+            if held is not None:
+                key = held.key
+                assert key is not None
+                if key not in run.claims:
+                    await run.admit(held)
+                    held = None
+                elif key not in run.claimed:  # another run's: wait for its outcome
+                    await run.claims[key].wait()
+                    continue
             while not exhausted and held is None and run.under_way < max_pending:
-                try:
-                    job = await anext(source)
-                except StopAsyncIteration:
-                    exhausted = True
-                    break
+                if source is None:
+                    assert iterator is not None
+                    job = next(iterator, _END)
+                    if job is _END:
+                        exhausted = True
+                        break
+                else:
+                    if reading is None:
+                        reading = asyncio.ensure_future(anext(source))
+                        await asyncio.sleep(0)  # one turn: a source with a job ready gives it now
+                    if not reading.done():
+                        if waiting_since is None:
+                            waiting_since = loop.time()
+                        break
+                    waiting_since = None
+                    try:
+                        job = reading.result()
+                    except StopAsyncIteration:
+                        exhausted = True
+                        break
+                    finally:
+                        if reading.done():
+                            reading = None
                 item = run.item(tally.started, job)
                 tally.started += 1
                 if item is None:
                     continue
-                if item.key is not None and item.key in run.claimed:
+                if item.key is not None and item.key in run.claims:
                     held = item
                     break
                 await run.admit(item)
-            run.launch_all()
+            if waiting_since is None or loop.time() - waiting_since >= _LINGER:
+                run.launch_all()
             while run.ready:
                 outcome = run.ready.popleft()
                 tally.record(outcome, run.in_flight)
                 yield outcome
-            if not run.pending:
+            waits: set[asyncio.Future[Any]] = set(run.pending)
+            if reading is not None:
+                waits.add(reading)
+            if not waits:
                 if exhausted and held is None:
                     return
                 continue
-            done, _ = await asyncio.wait(run.pending, return_when=asyncio.FIRST_COMPLETED)
+            linger = None
+            if waiting_since is not None and run.packs:
+                linger = max(0.0, waiting_since + _LINGER - loop.time())
+            done, _ = await asyncio.wait(waits, timeout=linger, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
-                run.ready.extend(run.finished(task))
+                if task is not reading:
+                    run.ready.extend(run.finished(task))  # type: ignore[arg-type]
     finally:
-        if run.pending:
-            run.stop.stop()
-            while run.pending:
-                done, _ = await asyncio.wait(run.pending, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    if task.cancelled():
-                        run.in_flight -= len(run.pending.pop(task))
-                    else:
-                        run.ready.extend(run.finished(task))
-        while run.ready:
-            tally.record(run.ready.popleft(), run.in_flight)
+        if reading is not None:
+            reading.cancel()
+            await _outlast([reading], reading.cancel)
+            if not reading.cancelled():
+                reading.exception()  # the run ends with its own error, or was left
+        for items in run.packs.values():
+            run.release(items)
+        run.stop.stop()
+        try:
+            await _outlast(run.pending)
+        finally:
+            for task in list(run.pending):
+                if task.cancelled() or task.exception() is not None:  # not sent, or the run's error
+                    run.in_flight -= len(run.pending.pop(task))
+                else:
+                    run.ready.extend(run.finished(task))
+            while run.ready:
+                tally.record_ending(run.ready.popleft(), run.in_flight)

@@ -12,7 +12,6 @@ from collections import deque
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
-    AsyncIterator,
     Awaitable,
     Callable,
     Iterable,
@@ -21,9 +20,10 @@ from collections.abc import (
 from functools import partial
 from typing import Any
 
+from mmsjson._log import pipeline_log
 from mmsjson._pipeline import Pipeline, StopToken
 from mmsjson._slots import slot_setters
-from mmsjson.errors import MMSError, TransportError, api_error_from_code
+from mmsjson.errors import MMSError, TransportError, ValidationError, api_error_from_code
 from mmsjson.flavours.base import Answer
 from mmsjson.journal import SENDING, BulkJournal, JournalEntry, job_key
 from mmsjson.models import (
@@ -86,6 +86,16 @@ def _bulk_outcome(
     return outcome
 
 
+def _unreadable(exc: Exception, attempts: int) -> TransportError:
+    """The error of an answer the service accepted but the flavour could not read (a flavour
+    bug): who was sent what is not known, so its jobs are unknown, never resent."""
+    error = TransportError(
+        f"unexpected {type(exc).__name__} while reading an accepted answer", outcome_unknown=True
+    )
+    error.attempts = attempts
+    return error
+
+
 def _status_of(error: MMSError) -> OutcomeStatus:
     return OutcomeStatus.UNKNOWN if classify(error) is Verdict.UNKNOWN else OutcomeStatus.REJECTED
 
@@ -104,9 +114,13 @@ async def _outcome(
     if isinstance(delivered, MMSError):
         return Outcome(to=to, status=_status_of(delivered), error=delivered, attempts=delivered.attempts)
     answer, attempts = delivered
+    try:
+        tracking_id = result(answer).tracking_id
+    except Exception as exc:
+        error = _unreadable(exc, attempts)
+        return Outcome(to=to, status=OutcomeStatus.UNKNOWN, error=error, attempts=attempts)
     return Outcome(
-        to=to, status=OutcomeStatus.ACCEPTED, tracking_id=result(answer).tracking_id,
-        attempts=attempts,
+        to=to, status=OutcomeStatus.ACCEPTED, tracking_id=tracking_id, attempts=attempts
     )
 
 
@@ -132,15 +146,25 @@ async def run_group(
     result: ReadResult,
     progress: Callable[[Outcome], object] | None = None,
 ) -> GroupResult:
-    """Send each request concurrently and collect one outcome per recipient."""
+    """Send each request concurrently and collect one outcome per recipient.
+
+    An error of ``progress`` is raised once every request is answered (and every outcome passed
+    to ``progress``), so that none is left running unseen.
+    """
+    failures: list[Exception] = []
 
     async def one(request: PreparedRequest) -> Outcome:
         outcome = await _outcome(pipeline, request, result)
         if progress is not None:
-            progress(outcome)
+            try:
+                progress(outcome)
+            except Exception as exc:
+                failures.append(exc)
         return outcome
 
     outcomes = await asyncio.gather(*(one(request) for request in requests))
+    if failures:
+        raise failures[0]
     return GroupResult(outcomes=tuple(outcomes))
 
 
@@ -170,8 +194,20 @@ def _settled(
             to, _status_of(delivered), None, delivered, delivered.attempts, job, index
         )
     answer, attempts = delivered
-    return _bulk_outcome(
-        to, _ACCEPTED, tracking_id(answer), None, attempts, job, index
+    try:
+        read = tracking_id(answer)
+    except Exception as exc:
+        return _bulk_outcome(
+            to, OutcomeStatus.UNKNOWN, None, _unreadable(exc, attempts), attempts, job, index
+        )
+    return _bulk_outcome(to, _ACCEPTED, read, None, attempts, job, index)
+
+
+def _key_taken(job: BulkJob, index: int) -> BulkOutcome:
+    """The rejected outcome of a job whose key the journal holds for another recipient: that
+    job's outcome is not this one's, and sending would leave the journal naming the wrong person."""
+    return _unprepared(
+        ValidationError("key", "is the key of a job to another recipient in this journal"), job, index
     )
 
 
@@ -180,8 +216,12 @@ def _unprepared(exc: Exception, job: BulkJob, index: int) -> BulkOutcome:
     error = exc if isinstance(exc, MMSError) else MMSError(
         f"the job could not be prepared: {type(exc).__name__}: {exc}"
     )
+    try:
+        to = str(job.to) if isinstance(job, BulkJob) else "?"
+    except Exception:  # a job whose fields cannot even be read
+        to = "?"
     return BulkOutcome(
-        to=str(job.to) if isinstance(job, BulkJob) else "?",
+        to=to,
         status=OutcomeStatus.REJECTED,
         error=error,
         job=job,
@@ -208,6 +248,8 @@ async def _journaled(
     claims[key] = claim = asyncio.Event()
     try:
         entry = await journal.entry(key)
+        if entry is not None and entry.recipient != to:
+            return _key_taken(job, index)
         if entry is not None and not entry.resend:
             if entry.state == SENDING:
                 await journal.record(key, to, OutcomeStatus.UNKNOWN)
@@ -254,8 +296,39 @@ class _Tally:
                 )
             )
 
+    def record_ending(self, outcome: BulkOutcome, in_flight: int) -> None:
+        """:meth:`record` for a run that is ending: a ``progress`` that fails (again) is logged,
+        so it neither keeps the outcomes after this one from it nor hides the run's own error."""
+        try:
+            self.record(outcome, in_flight)
+        except Exception:
+            pipeline_log.warning(
+                "bulk progress callback failed for job %d as the run ended", outcome.index,
+                exc_info=True,
+            )
+
 
 _END: Any = object()
+
+
+async def _outlast(
+    tasks: Iterable[asyncio.Task[Any]], cancelled_again: Callable[[], object] | None = None
+) -> None:
+    """Wait until ``tasks`` are done, also if this task is cancelled meanwhile (the cancellation
+    is raised after, and ``cancelled_again`` called at once): a request on the wire is never
+    cancelled by its run stopping."""
+    cancelled = False
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        try:
+            await asyncio.wait(pending)
+        except asyncio.CancelledError:
+            cancelled = True
+            if cancelled_again is not None:
+                cancelled_again()
+        pending = {task for task in pending if not task.done()}
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 async def stream_bulk(
@@ -365,10 +438,18 @@ async def stream_bulk(
                                 error.attempts, job, index,
                             )
                         else:
-                            outcome = _bulk_outcome(
-                                request.recipients[0], _ACCEPTED,
-                                tracking_id(answer), None, attempts, job, index,
-                            )
+                            try:
+                                read = tracking_id(answer)
+                            except Exception as exc:
+                                outcome = _bulk_outcome(
+                                    request.recipients[0], OutcomeStatus.UNKNOWN, None,
+                                    _unreadable(exc, attempts), attempts, job, index,
+                                )
+                            else:
+                                outcome = _bulk_outcome(
+                                    request.recipients[0], _ACCEPTED, read, None, attempts, job,
+                                    index,
+                                )
                             del answer
                 finished.append(outcome)
                 if wake is not None and not wake.done():
@@ -420,21 +501,18 @@ async def stream_bulk(
                 assert isinstance(item, BaseException)
                 raise item
     finally:
-        if not all(worker.done() for worker in workers):
-            stop.stop()
-            for worker in list(waiting):
-                worker.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
-        while finished:
-            item = finished.popleft()
-            if item is not None and not isinstance(item, BaseException):
-                tally.record(item, tally.started - tally.done - 1)
+        try:
+            if not all(worker.done() for worker in workers):
+                stop.stop()
 
+                def cancel_waiting() -> None:
+                    for worker in list(waiting):
+                        worker.cancel()
 
-async def _jobs_of(jobs: Iterable[BulkJob] | AsyncIterable[BulkJob]) -> AsyncIterator[BulkJob]:
-    if isinstance(jobs, AsyncIterable):
-        async for job in jobs:
-            yield job
-    else:
-        for job in jobs:
-            yield job
+                cancel_waiting()
+                await _outlast(workers, cancel_waiting)  # again: a job source may swallow one
+        finally:
+            while finished:
+                item = finished.popleft()
+                if item is not None and not isinstance(item, BaseException):
+                    tally.record_ending(item, tally.started - tally.done - 1)

@@ -115,6 +115,12 @@ def _who(request: PreparedRequest) -> str:
     return f"{shown} and {more} more" if more > 0 else shown
 
 
+def _cancelling() -> bool:
+    """Whether the running task is being cancelled (a CancelledError it sees is then its own)."""
+    task = asyncio.current_task()
+    return task is None or task.cancelling() > 0
+
+
 def _stopped_after(error: MMSError | None, stop: StopToken, task: asyncio.Task[Any]) -> None:
     """Raise ``error`` instead of the cancellation when ``stop`` cancelled a request between tries.
 
@@ -234,6 +240,12 @@ class Pipeline:
                 except Exception as exc:  # a transport or flavour bug must not lose the outcome
                     error = TransportError(
                         f"unexpected {type(exc).__name__} while sending", outcome_unknown=True
+                    )
+                except asyncio.CancelledError:
+                    if _cancelling():
+                        raise
+                    error = TransportError(  # nobody cancelled this task: a transport bug
+                        "unexpected CancelledError while sending", outcome_unknown=True
                     )
                 else:
                     self.stats.accepted += 1

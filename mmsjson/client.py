@@ -9,6 +9,7 @@ seams it is built from (:mod:`mmsjson.flavours`, :mod:`mmsjson.limiting`, :mod:`
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import os
 import ssl
@@ -51,6 +52,16 @@ BASE_URL_ENV = "MMSJSON_BASE_URL"
 SERVICE_ID_ENV = "MMSJSON_SERVICE_ID"
 SENDER_ENV = "MMSJSON_SENDER"
 _MEDIA_CACHE_SIZE = 1024
+
+
+def _check_progress(progress: object) -> None:
+    """Refuse a ``progress`` that calling would not run: a coroutine function's coroutine is never
+    awaited (progress is called after every outcome, without holding the run up)."""
+    if inspect.iscoroutinefunction(progress):
+        raise ValidationError(
+            "progress", "must be a plain function, not a coroutine function: it is called, not "
+            "awaited, after every outcome"
+        )
 
 
 class MMSClient:
@@ -395,6 +406,7 @@ class MMSClient:
         also passed to ``progress`` as it arrives. ``custom_texts``, ``subject``,
         ``fallback_sms_text`` and ``expires_at`` override a saved template's.
         """
+        _check_progress(progress)
         people = normalize_numbers(participants, field="participants")
         if not people:
             raise ValidationError("participants", "a group needs at least one participant")
@@ -444,6 +456,7 @@ class MMSClient:
         request per recipient and take no ``parameters``. Every request is checked before the
         first is sent; each recipient gets an outcome.
         """
+        _check_progress(progress)
         batches = getattr(self.flavour, "batches", None)
         batcher = batcher_of(self.flavour)
         if batches is None or batcher is None:
@@ -482,8 +495,9 @@ class MMSClient:
 
         Jobs are read lazily and at most ``max_pending`` (default twice ``max_in_flight``) are
         under way at once, so memory stays flat however many there are. A bad job gets a
-        ``rejected`` outcome and the run goes on. ``progress`` is called after every outcome. If
-        the run is cancelled or the loop left early, jobs not yet sent are dropped unreported,
+        ``rejected`` outcome and the run goes on. ``progress`` is called after every outcome (a
+        plain function: it is not awaited); if it raises, the run ends with its error. If the run
+        is cancelled, left early or ends with an error, jobs not yet sent are dropped unreported,
         jobs already on the wire are awaited and reported to ``progress``, and none twice.
 
         Through a flavour that carries many recipients per request (SMS REST batches), jobs that
@@ -494,6 +508,9 @@ class MMSClient:
         before it is sent and after, and a rerun of the same jobs skips what was accepted, resends
         what was surely not, and reports unknown outcomes instead of resending them.
         """
+        if max_pending is not None and (not isinstance(max_pending, int) or max_pending < 1):
+            raise ValidationError("max_pending", "must be an integer of at least 1")
+        _check_progress(progress)
         opened: BulkJournal | None
         if journal is None or isinstance(journal, BulkJournal):
             opened, owned = journal, False
@@ -508,11 +525,12 @@ class MMSClient:
             async with contextlib.aclosing(
                 stream_bulk(
                     jobs, self._job_request, self._pipeline, tracking_id,
-                    max_pending=max_pending or 2 * self.max_in_flight,
+                    max_pending=max_pending if max_pending is not None else 2 * self.max_in_flight,
                     progress=progress, journal=opened,
                 ) if batcher is None else stream_batched(
                     jobs, self._job_request, self._pipeline, batcher,
-                    max_pending=max_pending or max(2 * self.max_in_flight, 4 * batcher.max_recipients),
+                    max_pending=max_pending if max_pending is not None
+                    else max(2 * self.max_in_flight, 4 * batcher.max_recipients),
                     progress=progress, journal=opened,
                 )
             ) as outcomes:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import os
 import socket
 import sys
@@ -32,7 +33,14 @@ from types import TracebackType
 from attrs import frozen
 
 from mmsjson._store import SQLiteStore, StoreKind
-from mmsjson.errors import ApiError, JournalBusy, JournalError, MMSError, StoreError
+from mmsjson.errors import (
+    ApiError,
+    JournalBusy,
+    JournalError,
+    MMSError,
+    StoreError,
+    ValidationError,
+)
 from mmsjson.models import OutcomeStatus
 from mmsjson.retry import Verdict, classify
 
@@ -90,6 +98,14 @@ def _info(error: MMSError | None) -> str | None:
     return None if error is None else str(error)
 
 
+def _text(value: str | None) -> str | None:
+    """``value`` as SQLite can store it: a lone surrogate (a key decoded with ``surrogateescape``,
+    a peer's ``"\\ud800"``) is kept as its escape, instead of failing the write and the run."""
+    if isinstance(value, str) and not value.isascii():
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
 if sys.platform == "win32":
     import msvcrt
 
@@ -122,7 +138,9 @@ class _RunLock:
     def __init__(self, journal: str) -> None:
         self.path = os.path.realpath(journal) + ".lock"
         try:
-            self._file = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held until release
+            self._file = open(  # noqa: SIM115 - held until release
+                self.path, "a+", encoding="utf-8", errors="replace"
+            )
         except OSError as exc:
             raise JournalError(journal, f"cannot create its lock file {self.path}: {exc.strerror}") from exc
         try:
@@ -132,7 +150,7 @@ class _RunLock:
             raise JournalError(journal, f"cannot lock {self.path}: {exc.strerror}") from exc
         if not locked:
             self._file.seek(0)
-            holder = self._file.read().strip() or "unknown"
+            holder = self._file.read(200).strip() or "unknown"  # what a run writes is shorter
             self._file.close()
             raise JournalBusy(journal, holder)
         since = datetime.now(UTC).isoformat(timespec="seconds")
@@ -157,6 +175,13 @@ class BulkJournal:
     """
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
+        if (
+            isinstance(busy_timeout, bool) or not isinstance(busy_timeout, int | float)
+            or not 0 <= busy_timeout < math.inf
+        ):  # an infinite or NaN wait for SQLite's write lock could stop a run for good
+            raise ValidationError(
+                "busy_timeout", f"must be a finite number of seconds, at least 0, not {busy_timeout!r}"
+            )
         self.path = os.fspath(path)
         self._lock = _RunLock(self.path)
         try:
@@ -196,7 +221,7 @@ class BulkJournal:
     async def entry(self, key: str) -> JournalEntry | None:
         rows = await self._store.fetch(
             "SELECT key, recipient, state, retryable, tracking_id, code, info FROM jobs WHERE key = ?",
-            (key,),
+            (_text(key),),
         )
         if not rows:
             return None
@@ -208,7 +233,7 @@ class BulkJournal:
         await self._store.execute(
             "INSERT INTO jobs (key, recipient, state, updated_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT(key) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
-            (key, recipient, SENDING, time.time()),
+            (_text(key), _text(recipient), SENDING, time.time()),
         )
 
     async def record(
@@ -227,8 +252,9 @@ class BulkJournal:
             "retryable = excluded.retryable, tracking_id = excluded.tracking_id, code = excluded.code, "
             "info = excluded.info, updated_at = excluded.updated_at",
             (
-                key, recipient, status.value, int(_retryable(error)), tracking_id,
-                getattr(error, "code", None), _info(error), time.time(),
+                _text(key), _text(recipient), status.value, int(_retryable(error)),
+                _text(tracking_id), _text(getattr(error, "code", None)), _text(_info(error)),
+                time.time(),
             ),
         )
 

@@ -764,7 +764,9 @@ class BulkJob:
     to: str
     mms: MMS | None = None
     mms_id: str | None = None
-    to_displayonly: tuple[str, ...] = ()
+    #: The converter (like ``__attrs_post_init__``) is for the ``__init__`` attrs writes for a
+    #: subclass; ``BulkJob``'s own does both inline.
+    to_displayonly: tuple[str, ...] = field(default=(), converter=_participants)
     client_reference: str | None = None
     custom_texts: Mapping[int, str] | None = None
     key: str | None = None
@@ -823,6 +825,10 @@ class BulkJob:
             and expires_at is None
         ):
             _check_bulk_job_types(self)
+
+    def __attrs_post_init__(self) -> None:
+        """The type checks, for a subclass whose ``__init__`` attrs generates."""
+        _check_bulk_job_types(self)
 
     @property
     def template_overrides(self) -> dict[str, Any]:
