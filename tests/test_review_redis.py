@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import signal
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -49,39 +49,55 @@ def key() -> str:
     return f"account-{uuid.uuid4().hex[:8]}"
 
 
-async def test_a_redis_clock_stepping_back_does_not_stop_the_shared_limit(server: RedisServer, key: str) -> None:
-    limiter = RedisLimiter(100, url=server.url, key=key)
-    client = redis.asyncio.Redis.from_url(server.url)
-    try:
-        for _ in range(5):
-            limiter.finished(await limiter.acquire())
-        await client.eval(_HOUR_AHEAD, 2, *limiter._keys, HOUR_US)
+@pytest.fixture
+async def limiters(server: RedisServer, key: str) -> AsyncIterator[Callable[..., RedisLimiter]]:
+    """Makes limiters on the test's server and key (unless told otherwise) and closes them after."""
+    made: list[RedisLimiter] = []
 
-        ticket = await asyncio.wait_for(limiter.acquire(), 5)
+    def make(rate: float, **options: Any) -> RedisLimiter:
+        options.setdefault("url", server.url)
+        options.setdefault("key", key)
+        made.append(RedisLimiter(rate, **options))
+        return made[-1]
 
-        limiter.finished(ticket)
-    finally:
-        await client.aclose()
+    yield make
+    for limiter in made:
         await limiter.aclose()
+
+
+@pytest.fixture
+async def redis_client(server: RedisServer) -> AsyncIterator[redis.asyncio.Redis]:
+    """A plain client of the test's server, to change what the limiter stored."""
+    client = redis.asyncio.Redis.from_url(server.url)
+    yield client
+    await client.aclose()
+
+
+async def test_a_redis_clock_stepping_back_does_not_stop_the_shared_limit(
+    limiters: Callable[..., RedisLimiter], redis_client: redis.asyncio.Redis
+) -> None:
+    limiter = limiters(100)
+    for _ in range(5):
+        limiter.finished(await limiter.acquire())
+    await redis_client.eval(_HOUR_AHEAD, 2, *limiter._keys, HOUR_US)
+
+    ticket = await asyncio.wait_for(limiter.acquire(), 5)
+
+    limiter.finished(ticket)
 
 
 async def test_a_late_start_reported_after_the_clock_stepped_back_moves_its_entry_a_bounded_way(
-    server: RedisServer, key: str
+    limiters: Callable[..., RedisLimiter], redis_client: redis.asyncio.Redis
 ) -> None:
-    limiter = RedisLimiter(1, url=server.url, key=key, report_threshold=1e-6)
-    client = redis.asyncio.Redis.from_url(server.url)
-    try:
-        before = await limiter.acquire()
-        await client.eval(_HOUR_AHEAD, 2, *limiter._keys, HOUR_US)
-        before.slot += HOUR_US  # the ticket carries the old clock's time
-        limiter.finished(before)
+    limiter = limiters(1, report_threshold=1e-6)
+    before = await limiter.acquire()
+    await redis_client.eval(_HOUR_AHEAD, 2, *limiter._keys, HOUR_US)
+    before.slot += HOUR_US  # the ticket carries the old clock's time
+    limiter.finished(before)
 
-        ticket = await asyncio.wait_for(limiter.acquire(), 5)
+    ticket = await asyncio.wait_for(limiter.acquire(), 5)
 
-        limiter.finished(ticket)
-    finally:
-        await client.aclose()
-        await limiter.aclose()
+    limiter.finished(ticket)
 
 
 async def test_closing_the_limiter_fails_each_waiting_request_with_a_typed_error(
@@ -125,91 +141,73 @@ async def slots_taken(limiter: RedisLimiter, count: int) -> list[int]:
 
 
 async def test_workers_configured_with_different_rates_share_the_lowest(
-    server: RedisServer, key: str, caplog: pytest.LogCaptureFixture
+    limiters: Callable[..., RedisLimiter], caplog: pytest.LogCaptureFixture
 ) -> None:
-    slow = RedisLimiter(100, url=server.url, key=key)
-    fast = RedisLimiter(1000, url=server.url, key=key)
-    try:
-        slow.finished(await slow.acquire())
+    slow, fast = limiters(100), limiters(1000)
+    slow.finished(await slow.acquire())
 
-        slots = await slots_taken(fast, 12)
+    slots = await slots_taken(fast, 12)
 
-        assert fast.current_rate == 100
-        assert "in force at 100/s, below this worker's 1000/s" in caplog.text
-        assert min(b - a for a, b in itertools.pairwise(slots)) >= slow.window / 100 * 1e6 - 1
-    finally:
-        await slow.aclose()
-        await fast.aclose()
+    assert fast.current_rate == 100
+    assert "in force at 100/s, below this worker's 1000/s" in caplog.text
+    assert min(b - a for a, b in itertools.pairwise(slots)) >= slow.window / 100 * 1e6 - 1
 
 
 async def test_workers_configured_with_different_margins_share_the_widest_window(
-    server: RedisServer, key: str
+    limiters: Callable[..., RedisLimiter],
 ) -> None:
-    wide = RedisLimiter(10, url=server.url, key=key, margin=0.2)
-    narrow = RedisLimiter(10, url=server.url, key=key)
-    try:
-        wide.finished(await wide.acquire())
+    wide, narrow = limiters(10, margin=0.2), limiters(10)
+    wide.finished(await wide.acquire())
 
-        slots = await slots_taken(narrow, 3)
+    slots = await slots_taken(narrow, 3)
 
-        assert min(b - a for a, b in itertools.pairwise(slots)) >= wide.window / 10 * 1e6 - 1
-    finally:
-        await wide.aclose()
-        await narrow.aclose()
+    assert min(b - a for a, b in itertools.pairwise(slots)) >= wide.window / 10 * 1e6 - 1
 
 
 async def test_a_raised_rate_is_in_force_once_no_worker_asked_for_the_lower_one_for_the_ttl(
-    server: RedisServer, key: str
+    limiters: Callable[..., RedisLimiter], redis_client: redis.asyncio.Redis
 ) -> None:
-    slow = RedisLimiter(100, url=server.url, key=key)
-    fast = RedisLimiter(1000, url=server.url, key=key)
-    client = redis.asyncio.Redis.from_url(server.url)
-    try:
-        slow.finished(await slow.acquire())
-        await slow.aclose()
-        await client.hset(fast._keys[0], "rate_at", 0)  # the slow worker's last call lies a ttl back
+    slow, fast = limiters(100), limiters(1000)
+    slow.finished(await slow.acquire())
+    await slow.aclose()
+    await redis_client.hset(fast._keys[0], "rate_at", 0)  # the slow worker's last call lies a ttl back
 
-        fast.finished(await fast.acquire())
+    fast.finished(await fast.acquire())
 
-        assert fast.current_rate == 1000
-    finally:
-        await client.aclose()
-        await fast.aclose()
+    assert fast.current_rate == 1000
 
 
-async def test_a_slot_granted_as_its_wait_is_cancelled_goes_to_the_next_start(server: RedisServer, key: str) -> None:
-    limiter = RedisLimiter(100, url=server.url, key=key, prefetch=1)
-    try:
-        waiting = asyncio.ensure_future(limiter.acquire())
-        real_dispatch = limiter._dispatch
+async def test_a_slot_granted_as_its_wait_is_cancelled_goes_to_the_next_start(
+    limiters: Callable[..., RedisLimiter],
+) -> None:
+    limiter = limiters(100, prefetch=1)
+    waiting = asyncio.ensure_future(limiter.acquire())
+    real_dispatch = limiter._dispatch
 
-        def dispatch_then_cancel() -> None:
-            real_dispatch()
-            waiting.cancel()  # the waiter holds its slot; the task has not resumed yet
+    def dispatch_then_cancel() -> None:
+        real_dispatch()
+        waiting.cancel()  # the waiter holds its slot; the task has not resumed yet
 
-        limiter._dispatch = dispatch_then_cancel  # type: ignore[method-assign]
-        with pytest.raises(asyncio.CancelledError):
-            await waiting
-        limiter._dispatch = real_dispatch  # type: ignore[method-assign]
+    limiter._dispatch = dispatch_then_cancel  # type: ignore[method-assign]
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    limiter._dispatch = real_dispatch  # type: ignore[method-assign]
 
-        limiter.finished(await limiter.acquire())
+    limiter.finished(await limiter.acquire())
 
-        assert limiter.redis_stats.granted == 1
-        assert limiter.stats.acquired == 1
-    finally:
-        await limiter.aclose()
+    assert limiter.redis_stats.granted == 1
+    assert limiter.stats.acquired == 1
 
 
 async def test_a_user_without_the_script_command_is_refused_at_once_with_the_reason(
-    server: RedisServer, key: str
+    server: RedisServer, limiters: Callable[..., RedisLimiter]
 ) -> None:
     server.command("ACL", "SETUSER", "no-scripts", "on", ">pw-no-scripts", "~*", "+@all", "-evalsha", "-eval")
-    limiter = RedisLimiter(100, url=f"redis://no-scripts:pw-no-scripts@127.0.0.1:{server.port}/0", key=key)
-    try:
-        with pytest.raises(SharedLimitUnavailable) as caught:
-            await asyncio.wait_for(limiter.acquire(), 5)
-    finally:
-        await limiter.aclose()
+    limiter = limiters(100, url=f"redis://no-scripts:pw-no-scripts@127.0.0.1:{server.port}/0")
+
+    with pytest.raises(SharedLimitUnavailable) as caught:
+        await asyncio.wait_for(limiter.acquire(), 5)
+
     message = str(caught.value)
     assert "NoPermissionError" in message and "evalsha" in message
     assert "for 0.0 s" not in message
@@ -223,94 +221,81 @@ def test_a_unix_socket_url_is_named_whole_and_without_its_password() -> None:
 
 
 async def test_a_frozen_redis_fails_waiting_starts_closed_and_sending_resumes_once_it_answers(
-    server: RedisServer, key: str
+    server: RedisServer, limiters: Callable[..., RedisLimiter]
 ) -> None:
-    limiter = RedisLimiter(100, url=server.url, key=key, unavailable_timeout=0.3)
+    limiter = limiters(100, unavailable_timeout=0.3)
+    limiter.finished(await limiter.acquire())
+    assert server._process is not None
+    server._process.send_signal(signal.SIGSTOP)
     try:
-        limiter.finished(await limiter.acquire())
-        assert server._process is not None
-        server._process.send_signal(signal.SIGSTOP)
-        try:
-            outcomes = await asyncio.wait_for(
-                asyncio.gather(*(limiter.acquire() for _ in range(20)), return_exceptions=True), 10
-            )
-        finally:
-            server._process.send_signal(signal.SIGCONT)
-
-        assert all(isinstance(outcome, SharedLimitUnavailable) for outcome in outcomes)
-        limiter.finished(await asyncio.wait_for(limiter.acquire(), 10))
-        assert limiter.stats.acquired == 2
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(*(limiter.acquire() for _ in range(20)), return_exceptions=True), 10
+        )
     finally:
-        await limiter.aclose()
+        server._process.send_signal(signal.SIGCONT)
+
+    assert all(isinstance(outcome, SharedLimitUnavailable) for outcome in outcomes)
+    limiter.finished(await asyncio.wait_for(limiter.acquire(), 10))
+    assert limiter.stats.acquired == 2
 
 
-async def test_a_flushed_script_cache_is_reloaded_without_failing_a_start(server: RedisServer, key: str) -> None:
-    limiter = RedisLimiter(100, url=server.url, key=key)
-    try:
-        limiter.finished(await limiter.acquire())
-        server.command("SCRIPT", "FLUSH")
+async def test_a_flushed_script_cache_is_reloaded_without_failing_a_start(
+    server: RedisServer, limiters: Callable[..., RedisLimiter]
+) -> None:
+    limiter = limiters(100)
+    limiter.finished(await limiter.acquire())
+    server.command("SCRIPT", "FLUSH")
 
-        limiter.finished(await limiter.acquire())
+    limiter.finished(await limiter.acquire())
 
-        assert limiter.redis_stats.failures == 0
-    finally:
-        await limiter.aclose()
+    assert limiter.redis_stats.failures == 0
 
 
 async def test_a_worker_alone_on_its_key_has_its_own_fractional_rate_in_force(
-    server: RedisServer, key: str, caplog: pytest.LogCaptureFixture
+    limiters: Callable[..., RedisLimiter], caplog: pytest.LogCaptureFixture
 ) -> None:
-    limiter = RedisLimiter(100.0004, url=server.url, key=key)
-    try:
-        limiter.finished(await limiter.acquire())
-    finally:
-        await limiter.aclose()
+    limiter = limiters(100.0004)
+
+    limiter.finished(await limiter.acquire())
+
     assert limiter.current_rate == 100.0004
     assert "lower rate" not in caplog.text
 
 
+async def born_of(client: redis.asyncio.Redis, limiter: RedisLimiter) -> int:
+    """The creation time of the limiter's state in Redis (µs of the server's clock)."""
+    stored = await client.hget(limiter._keys[0], "born")
+    assert stored is not None
+    return int(stored)
+
+
 async def test_a_state_created_before_the_clock_stepped_back_cools_down_for_the_horizon_only(
-    server: RedisServer, key: str
+    limiters: Callable[..., RedisLimiter], redis_client: redis.asyncio.Redis
 ) -> None:
-    limiter = RedisLimiter(100, url=server.url, key=key)
-    client = redis.asyncio.Redis.from_url(server.url)
-    try:
-        limiter.finished(await limiter.acquire())
-        stored = await client.hget(limiter._keys[0], "born")
-        assert stored is not None
-        born = int(stored)
-        # A state recreated (cooled 0) under the old clock: this worker saw the one before it.
-        await client.hset(limiter._keys[0], "born", born + HOUR_US)
+    limiter = limiters(100)
+    limiter.finished(await limiter.acquire())
+    # A state recreated (cooled 0) under the old clock: this worker saw the one before it.
+    await redis_client.hset(limiter._keys[0], "born", await born_of(redis_client, limiter) + HOUR_US)
 
-        ticket = await asyncio.wait_for(limiter.acquire(), 5)
+    ticket = await asyncio.wait_for(limiter.acquire(), 5)
 
-        limiter.finished(ticket)
-        assert limiter.redis_stats.cooldowns == 1
-    finally:
-        await client.aclose()
-        await limiter.aclose()
+    limiter.finished(ticket)
+    assert limiter.redis_stats.cooldowns == 1
 
 
 async def test_lost_state_found_as_the_clock_steps_back_still_cools_down_for_the_horizon(
-    server: RedisServer, key: str
+    limiters: Callable[..., RedisLimiter], redis_client: redis.asyncio.Redis
 ) -> None:
-    limiter = RedisLimiter(100, url=server.url, key=key, horizon=0.2)
-    client = redis.asyncio.Redis.from_url(server.url)
-    try:
-        limiter.finished(await limiter.acquire())
-        stored = await client.hget(limiter._keys[0], "born")
-        assert stored is not None
-        born = int(stored)
-        await client.eval(_HOUR_AHEAD, 2, *limiter._keys, HOUR_US)
-        await client.hset(limiter._keys[0], "born", born + HOUR_US)  # a state this worker never saw
-        seconds, micros = await client.time()
-        before = int(seconds) * 1_000_000 + int(micros)
+    limiter = limiters(100, horizon=0.2)
+    limiter.finished(await limiter.acquire())
+    born = await born_of(redis_client, limiter)
+    await redis_client.eval(_HOUR_AHEAD, 2, *limiter._keys, HOUR_US)
+    await redis_client.hset(limiter._keys[0], "born", born + HOUR_US)  # a state this worker never saw
+    seconds, micros = await redis_client.time()
+    before = int(seconds) * 1_000_000 + int(micros)
 
-        ticket = await asyncio.wait_for(limiter.acquire(), 5)
+    ticket = await asyncio.wait_for(limiter.acquire(), 5)
 
-        limiter.finished(ticket)
-        assert limiter.redis_stats.cooldowns == 1
-        assert ticket.slot >= before + 0.2e6
-    finally:
-        await client.aclose()
-        await limiter.aclose()
+    limiter.finished(ticket)
+    assert limiter.redis_stats.cooldowns == 1
+    assert ticket.slot >= before + 0.2e6
