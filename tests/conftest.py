@@ -12,6 +12,8 @@ from mmsjson import MMS, Audio, Image, MMSClient, Slide
 from mmsjson.testing import FakeMMSServer
 from tests.schema import assert_valid_request
 
+pytest_plugins = ["tests.redis_fixtures"]
+
 SECRET = "sk-live-0123456789abcdef-SECRET"
 
 

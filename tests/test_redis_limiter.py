@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,27 +27,12 @@ from mmsjson.errors import TransportError
 from mmsjson.limiting import Limiter
 from mmsjson.limiting.redis import RedisLimiter, SharedLimitUnavailable
 from mmsjson.testing import FakeMMSServer
-from tests.redis_server import INSTALL_HINT, RedisServer, free_port
+from tests.redis_fixtures import start_redis
+from tests.redis_server import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE = 100
 SECONDS = 2.5
-
-
-def start_redis() -> RedisServer:
-    try:
-        return RedisServer().start()
-    except RuntimeError as exc:
-        if INSTALL_HINT in str(exc):
-            pytest.fail(INSTALL_HINT, pytrace=False)
-        raise
-
-
-@pytest.fixture(scope="module")
-def shared_redis() -> Iterator[RedisServer]:
-    server = start_redis()
-    yield server
-    server.close()
 
 
 @pytest.fixture
@@ -56,27 +41,6 @@ def own_redis() -> Iterator[RedisServer]:
     server = start_redis()
     yield server
     server.close()
-
-
-@pytest.fixture
-def key() -> str:
-    return f"account-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
-async def limiters(shared_redis: RedisServer, key: str) -> AsyncIterator[Callable[..., RedisLimiter]]:
-    made: list[RedisLimiter] = []
-
-    def make(rate: float = 1000, **options: Any) -> RedisLimiter:
-        options.setdefault("url", shared_redis.url)
-        options.setdefault("key", key)
-        limiter = RedisLimiter(rate, **options)
-        made.append(limiter)
-        return limiter
-
-    yield make
-    for limiter in made:
-        await limiter.aclose()
 
 
 async def redis_time(server: RedisServer) -> int:

@@ -5,15 +5,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import signal
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 import redis.asyncio
 
 from mmsjson.limiting.redis import RedisLimiter, SharedLimitUnavailable
-from tests.redis_server import INSTALL_HINT, RedisServer
+from tests.redis_server import RedisServer
 
 HOUR_US = 3600 * 1_000_000
 
@@ -32,43 +31,10 @@ end
 """
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    try:
-        started = RedisServer().start()
-    except RuntimeError as exc:
-        if INSTALL_HINT in str(exc):
-            pytest.fail(INSTALL_HINT, pytrace=False)
-        raise
-    yield started
-    started.close()
-
-
 @pytest.fixture
-def key() -> str:
-    return f"account-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
-async def limiters(server: RedisServer, key: str) -> AsyncIterator[Callable[..., RedisLimiter]]:
-    """Makes limiters on the test's server and key (unless told otherwise) and closes them after."""
-    made: list[RedisLimiter] = []
-
-    def make(rate: float, **options: Any) -> RedisLimiter:
-        options.setdefault("url", server.url)
-        options.setdefault("key", key)
-        made.append(RedisLimiter(rate, **options))
-        return made[-1]
-
-    yield make
-    for limiter in made:
-        await limiter.aclose()
-
-
-@pytest.fixture
-async def redis_client(server: RedisServer) -> AsyncIterator[redis.asyncio.Redis]:
+async def redis_client(shared_redis: RedisServer) -> AsyncIterator[redis.asyncio.Redis]:
     """A plain client of the test's server, to change what the limiter stored."""
-    client = redis.asyncio.Redis.from_url(server.url)
+    client = redis.asyncio.Redis.from_url(shared_redis.url)
     yield client
     await client.aclose()
 
@@ -101,9 +67,9 @@ async def test_a_late_start_reported_after_the_clock_stepped_back_moves_its_entr
 
 
 async def test_closing_the_limiter_fails_each_waiting_request_with_a_typed_error(
-    server: RedisServer, key: str
+    shared_redis: RedisServer, key: str
 ) -> None:
-    limiter = RedisLimiter(100, url=server.url, key=key)
+    limiter = RedisLimiter(100, url=shared_redis.url, key=key)
     in_flight = asyncio.Event()
 
     async def hanging(*, keys: Any, args: Any) -> Any:
@@ -122,8 +88,8 @@ async def test_closing_the_limiter_fails_each_waiting_request_with_a_typed_error
     assert not any(task.cancelled() for task in waiting)
 
 
-async def test_a_closed_limiter_refuses_a_start_with_a_typed_error(server: RedisServer, key: str) -> None:
-    limiter = RedisLimiter(100, url=server.url, key=key)
+async def test_a_closed_limiter_refuses_a_start_with_a_typed_error(shared_redis: RedisServer, key: str) -> None:
+    limiter = RedisLimiter(100, url=shared_redis.url, key=key)
     limiter.finished(await limiter.acquire())
     await limiter.aclose()
 
@@ -200,10 +166,10 @@ async def test_a_slot_granted_as_its_wait_is_cancelled_goes_to_the_next_start(
 
 
 async def test_a_user_without_the_script_command_is_refused_at_once_with_the_reason(
-    server: RedisServer, limiters: Callable[..., RedisLimiter]
+    shared_redis: RedisServer, limiters: Callable[..., RedisLimiter]
 ) -> None:
-    server.command("ACL", "SETUSER", "no-scripts", "on", ">pw-no-scripts", "~*", "+@all", "-evalsha", "-eval")
-    limiter = limiters(100, url=f"redis://no-scripts:pw-no-scripts@127.0.0.1:{server.port}/0")
+    shared_redis.command("ACL", "SETUSER", "no-scripts", "on", ">pw-no-scripts", "~*", "+@all", "-evalsha", "-eval")
+    limiter = limiters(100, url=f"redis://no-scripts:pw-no-scripts@127.0.0.1:{shared_redis.port}/0")
 
     with pytest.raises(SharedLimitUnavailable) as caught:
         await asyncio.wait_for(limiter.acquire(), 5)
@@ -221,18 +187,18 @@ def test_a_unix_socket_url_is_named_whole_and_without_its_password() -> None:
 
 
 async def test_a_frozen_redis_fails_waiting_starts_closed_and_sending_resumes_once_it_answers(
-    server: RedisServer, limiters: Callable[..., RedisLimiter]
+    shared_redis: RedisServer, limiters: Callable[..., RedisLimiter]
 ) -> None:
     limiter = limiters(100, unavailable_timeout=0.3)
     limiter.finished(await limiter.acquire())
-    assert server._process is not None
-    server._process.send_signal(signal.SIGSTOP)
+    assert shared_redis._process is not None
+    shared_redis._process.send_signal(signal.SIGSTOP)
     try:
         outcomes = await asyncio.wait_for(
             asyncio.gather(*(limiter.acquire() for _ in range(20)), return_exceptions=True), 10
         )
     finally:
-        server._process.send_signal(signal.SIGCONT)
+        shared_redis._process.send_signal(signal.SIGCONT)
 
     assert all(isinstance(outcome, SharedLimitUnavailable) for outcome in outcomes)
     limiter.finished(await asyncio.wait_for(limiter.acquire(), 10))
@@ -240,11 +206,11 @@ async def test_a_frozen_redis_fails_waiting_starts_closed_and_sending_resumes_on
 
 
 async def test_a_flushed_script_cache_is_reloaded_without_failing_a_start(
-    server: RedisServer, limiters: Callable[..., RedisLimiter]
+    shared_redis: RedisServer, limiters: Callable[..., RedisLimiter]
 ) -> None:
     limiter = limiters(100)
     limiter.finished(await limiter.acquire())
-    server.command("SCRIPT", "FLUSH")
+    shared_redis.command("SCRIPT", "FLUSH")
 
     limiter.finished(await limiter.acquire())
 
