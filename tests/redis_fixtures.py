@@ -23,6 +23,16 @@ def start_redis() -> RedisServer:
         raise
 
 
+async def slots_taken(limiter: RedisLimiter, count: int) -> list[int]:
+    """The slots of ``count`` starts taken one after another (µs of the Redis server's clock)."""
+    slots = []
+    for _ in range(count):
+        ticket = await limiter.acquire()
+        limiter.finished(ticket)
+        slots.append(ticket.slot)
+    return slots
+
+
 @pytest.fixture(scope="module")
 def shared_redis() -> Iterator[RedisServer]:
     """One server for a test module; each test keeps to its own key."""

@@ -27,7 +27,7 @@ from mmsjson.errors import TransportError
 from mmsjson.limiting import Limiter
 from mmsjson.limiting.redis import RedisLimiter, SharedLimitUnavailable
 from mmsjson.testing import FakeMMSServer
-from tests.redis_fixtures import start_redis
+from tests.redis_fixtures import slots_taken, start_redis
 from tests.redis_server import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,15 +83,9 @@ async def test_two_limiters_on_one_key_share_one_paced_stream_of_slots(
 ) -> None:
     first, second = limiters(1000), limiters(1000)
 
-    async def take(limiter: RedisLimiter, count: int) -> list[int]:
-        slots = []
-        for _ in range(count):
-            ticket = await limiter.acquire()
-            limiter.finished(ticket)
-            slots.append(ticket.slot)
-        return slots
-
-    both = await asyncio.gather(*(take(limiter, 60) for limiter in (first, second) for _ in range(4)))
+    both = await asyncio.gather(
+        *(slots_taken(limiter, 60) for limiter in (first, second) for _ in range(4))
+    )
     slots = sorted(slot for slots in both for slot in slots)
     assert len(set(slots)) == len(slots) == 480
     spacing = first.window / first.rate * 1e6

@@ -12,6 +12,7 @@ import pytest
 import redis.asyncio
 
 from mmsjson.limiting.redis import RedisLimiter, SharedLimitUnavailable
+from tests.redis_fixtures import slots_taken
 from tests.redis_server import RedisServer
 
 HOUR_US = 3600 * 1_000_000
@@ -95,15 +96,6 @@ async def test_a_closed_limiter_refuses_a_start_with_a_typed_error(shared_redis:
 
     with pytest.raises(SharedLimitUnavailable, match="closed"):
         await limiter.acquire()
-
-
-async def slots_taken(limiter: RedisLimiter, count: int) -> list[int]:
-    slots = []
-    for _ in range(count):
-        ticket = await limiter.acquire()
-        limiter.finished(ticket)
-        slots.append(ticket.slot)
-    return slots
 
 
 async def test_workers_configured_with_different_rates_share_the_lowest(

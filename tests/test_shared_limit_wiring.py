@@ -13,17 +13,12 @@ from mmsjson.limiting.redis import RedisLimiter
 from mmsjson.testing import FakeMMSServer
 from tests.cli_support import ENV_VARIABLES, message_fixture, run  # noqa: F401 - fixtures
 from tests.conftest import SECRET, picture_mms
-from tests.redis_server import INSTALL_HINT, RedisServer
+from tests.redis_fixtures import start_redis
 
 
 @pytest.fixture(scope="module")
 def redis_url() -> Iterator[str]:
-    try:
-        server = RedisServer().start()
-    except RuntimeError as exc:
-        if INSTALL_HINT in str(exc):
-            pytest.fail(INSTALL_HINT, pytrace=False)
-        raise
+    server = start_redis()
     yield server.url
     server.close()
 
