@@ -767,7 +767,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except MMSError as exc:
         return _fail(str(exc), EXIT_REJECTED)
     except Exception as exc:
-        if os.environ.get(DEBUG_ENV):
+        if os.environ.get(DEBUG_ENV) == "1":
             raise
         return _fail(f"unexpected {type(exc).__name__}: {exc} (a bug in mmsjson; {DEBUG_ENV}=1 shows "
                      "the traceback)", EXIT_INTERNAL)

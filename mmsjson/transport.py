@@ -75,6 +75,14 @@ def check_base_url(url: str, field: str = "base_url") -> str:
             parts.port  # noqa: B018 - a port out of range raises here, not at the first send
     except ValueError as exc:
         raise ValidationError(field, f"{url!r} is not a URL: {exc}") from None
+    if parts is not None and parts.hostname:
+        try:
+            parts.hostname.encode("idna")  # as resolving it will; failing there, it reads as sent
+        except UnicodeError:
+            raise ValidationError(
+                field, f"{url!r} has a host name that cannot be looked up (an empty label, or one "
+                "over 63 characters)"
+            ) from None
     if parts is not None and parts.hostname and (
         parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(parts.hostname))
     ):
