@@ -4,7 +4,8 @@ The API key is read from ``MMSJSON_API_KEY`` only, never from an argument that `
 Exit codes a script can rely on: 0 every request accepted; 1 the API rejected at least one;
 2 bad input (nothing was sent); 3 at least one outcome is unknown (the answer was lost);
 4 the journal is in use by another run (nothing was sent; run again when it has finished);
-70 an unexpected error inside mmsjson (a bug); 130 interrupted. Every error is one line on stderr.
+70 an unexpected error inside mmsjson (a bug); 130 interrupted (Ctrl-C or SIGTERM). Every error is
+one line on stderr.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ EXIT_CODES = f"""exit codes:
   3    at least one outcome is unknown (the answer was lost); it was not resent
   {EXIT_BUSY}    the journal is in use by another run; nothing was sent; run again when it has finished
   70   an unexpected error inside mmsjson (a bug; {DEBUG_ENV}=1 shows the traceback)
-  130  interrupted (Ctrl-C)"""
+  130  interrupted (Ctrl-C or SIGTERM)"""
 
 ENVIRONMENT = f"""environment:
   {API_KEY_ENV}     the API key (required; never an option, which ps would show)
@@ -323,14 +324,21 @@ def _check_job(client: MMSClient, job: BulkJob) -> None:
 
 
 def _interrupt_handler(task: asyncio.Task[Any] | None) -> Callable[[], None]:
-    """On the first Ctrl-C, stop starting requests and wait for those on the wire; a second stops
-    at once. Returns the function that removes the handler."""
+    """On the first Ctrl-C (or SIGTERM), stop starting requests and wait for those on the wire; a
+    second stops at once. Returns the function that removes the handler."""
     if task is None:
         return lambda: None
     loop = asyncio.get_running_loop()
+    on_term = signal.getsignal(signal.SIGTERM)
+
+    def remove() -> None:
+        loop.remove_signal_handler(signal.SIGINT)
+        loop.remove_signal_handler(signal.SIGTERM)
+        with contextlib.suppress(TypeError, ValueError):  # the loop leaves SIGTERM at SIG_DFL
+            signal.signal(signal.SIGTERM, on_term)
 
     def first() -> None:
-        loop.remove_signal_handler(signal.SIGINT)
+        remove()
         # sys.stderr at this moment: while the live display runs, rich's proxy prints above it.
         sys.stderr.write("\nstopping: waiting for the requests already sent (Ctrl-C again quits at "
                          "once, leaving their outcomes unknown)\n")
@@ -339,12 +347,9 @@ def _interrupt_handler(task: asyncio.Task[Any] | None) -> Callable[[], None]:
 
     try:
         loop.add_signal_handler(signal.SIGINT, first)
+        loop.add_signal_handler(signal.SIGTERM, first)
     except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
         return lambda: None
-
-    def remove() -> None:
-        loop.remove_signal_handler(signal.SIGINT)
-
     return remove
 
 
@@ -749,6 +754,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         with contextlib.suppress(AttributeError, ValueError):
             sys.stdout.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
     stream = out or sys.stdout
+    on_term = None
+    with contextlib.suppress(ValueError):  # not the main thread
+        on_term = signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM is a Ctrl-C
     try:
         code: int = asyncio.run(args.run(args, stream))
     except KeyboardInterrupt:
@@ -771,4 +779,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             raise
         return _fail(f"unexpected {type(exc).__name__}: {exc} (a bug in mmsjson; {DEBUG_ENV}=1 shows "
                      "the traceback)", EXIT_INTERNAL)
+    finally:
+        if on_term is not None:
+            signal.signal(signal.SIGTERM, on_term)
     return code

@@ -4,17 +4,30 @@ never a traceback or "a bug in mmsjson"."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import shlex
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from mmsjson import MMSClient, ValidationError
 from mmsjson.cli import main
-from tests.cli_support import CLI, ROOT, child_env, keyed_fixture, message_fixture, run  # noqa: F401 - fixtures
+from mmsjson.testing import FakeMMSServer
+from tests.cli_support import CLI, ROOT, HeldServer, child_env, keyed_fixture, message_fixture, run  # noqa: F401 - fixtures
 from tests.conftest import SECRET
-from tests.test_cli_progress import NUMBERS, HeldServer, people  # noqa: F401 - fixture
 
 LONG_LABEL = "https://" + "a" * 64 + ".example.com/ep/v2/"
+NUMBERS = [f"177455500{i:02d}" for i in range(1, 9)]
+
+
+@pytest.fixture
+def people(tmp_path: Path) -> str:
+    path = tmp_path / "people.csv"
+    path.write_text("".join(f"{n}\n" for n in NUMBERS))
+    return str(path)
 
 
 def one_line(err: str) -> str:
@@ -73,3 +86,49 @@ async def test_mmsjson_debug_set_to_other_than_1_keeps_an_unexpected_error_to_on
     monkeypatch.setenv("MMSJSON_DEBUG", value)
     code, _ = await run("send", *keyed, "--to", "17745559144", "--message", message)
     assert code == 70 and "unexpected RuntimeError: boom" in capsys.readouterr().err
+
+
+async def start_bulk(
+    server: FakeMMSServer, message: str, people: str, tmp_path: Path, *extra: str
+) -> tuple[asyncio.subprocess.Process, list[str], dict[str, str]]:
+    env = child_env(MMSJSON_API_KEY=server.api_key)
+    argv = [
+        "bulk", "--base-url", server.base_url, "--service-id", "1", "--sender", "12345",
+        "--csv", people, "--message", message, "--journal", str(tmp_path / "j.db"),
+        "--throughput", "4", "--json", *extra,
+    ]
+    child = await asyncio.create_subprocess_exec(
+        *CLI, *argv, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    return child, argv, env
+
+
+async def resume_sends_the_rest_once(server: FakeMMSServer, printed: str, argv: list[str],
+                                     env: dict[str, str]) -> None:
+    command = printed.split("to resume, run the same command again")[1].splitlines()[1].strip()
+    assert shlex.split(command)[-len(argv):] == argv
+    resumed = await asyncio.create_subprocess_exec(
+        *shlex.split(command), env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    _, err = await resumed.communicate()
+    assert resumed.returncode == 0, err
+    assert sorted(server.deliveries()) == NUMBERS
+    assert set(server.deliveries().values()) == {1}
+
+
+async def test_sigterm_stops_a_bulk_run_like_ctrl_c_and_prints_the_command_that_resumes_it(
+    message: str, people: str, tmp_path: Path
+) -> None:
+    server = HeldServer()
+    async with server:
+        child, argv, env = await start_bulk(server, message, people, tmp_path)
+        assert child.stdout is not None
+        assert json.loads(await asyncio.wait_for(child.stdout.readline(), 30))["type"] == "outcome"
+        child.send_signal(signal.SIGTERM)
+        server.release.set()
+        _, err = await child.communicate()
+        printed = err.decode()
+        assert child.returncode == 130, printed
+        assert "Traceback" not in printed and "interrupted after" in printed
+        assert 0 < len(server.deliveries()) < len(NUMBERS)
+        await resume_sends_the_rest_once(server, printed, argv, env)
