@@ -4,8 +4,8 @@ The API key is read from ``MMSJSON_API_KEY`` only, never from an argument that `
 Exit codes a script can rely on: 0 every request accepted; 1 the API rejected at least one;
 2 bad input (nothing was sent); 3 at least one outcome is unknown (the answer was lost);
 4 the journal is in use by another run (nothing was sent; run again when it has finished);
-70 an unexpected error inside mmsjson (a bug); 130 interrupted (Ctrl-C or SIGTERM). Every error is
-one line on stderr.
+70 an unexpected error inside mmsjson (a bug); 74 the output (stdout, --report) could not be
+written; 130 interrupted (Ctrl-C or SIGTERM). Every error is one line on stderr.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import json
 import math
 import os
@@ -39,7 +40,7 @@ from mmsjson._cli_input import (
     server_rate,
     throughput,
 )
-from mmsjson._cli_output import RunReport, resume_command, safe
+from mmsjson._cli_output import RunReport, resume_command, safe, silence
 from mmsjson._fanout import group_jobs
 from mmsjson._version import __version__
 from mmsjson.client import API_KEY_ENV, MMSClient
@@ -74,7 +75,7 @@ from mmsjson.testing.server import FAULT_KINDS, FakeMMSServer, Fault
 __all__ = ["main"]
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_UNKNOWN, EXIT_BUSY = 0, 1, 2, 3, 4
-EXIT_INTERNAL, EXIT_INTERRUPTED = 70, 130
+EXIT_INTERNAL, EXIT_OUTPUT, EXIT_INTERRUPTED = 70, 74, 130
 DEBUG_ENV = "MMSJSON_DEBUG"
 REDIS_ENV, REDIS_KEY_ENV = "MMSJSON_REDIS_URL", "MMSJSON_REDIS_KEY"
 DEMO_PARTICIPANTS = ("+1 774 555 0001", "+1 774 555 0002", "+1 774 555 0003", "+1 774 555 0004")
@@ -86,6 +87,8 @@ EXIT_CODES = f"""exit codes:
   3    at least one outcome is unknown (the answer was lost); it was not resent
   {EXIT_BUSY}    the journal is in use by another run; nothing was sent; run again when it has finished
   70   an unexpected error inside mmsjson (a bug; {DEBUG_ENV}=1 shows the traceback)
+  74   the output (stdout or --report) could not be written: a closed pipe, a full disk; a run
+       stops as on Ctrl-C and prints the command that resumes it
   130  interrupted (Ctrl-C or SIGTERM)"""
 
 ENVIRONMENT = f"""environment:
@@ -353,6 +356,14 @@ def _interrupt_handler(task: asyncio.Task[Any] | None) -> Callable[[], None]:
     return remove
 
 
+def _stop_for_output(report: RunReport, task: asyncio.Task[Any] | None) -> None:
+    """Stop a run whose output (stdout or ``--report``) cannot be written, as the first Ctrl-C does."""
+    sys.stderr.write(f"\nmmsjson: {report.output_error}; stopping: waiting for the requests already sent\n")
+    sys.stderr.flush()
+    if task is not None:
+        task.cancel()
+
+
 @contextlib.contextmanager
 def _report_file(path: str | None) -> Iterator[TextIO | None]:
     if path is None:
@@ -362,8 +373,11 @@ def _report_file(path: str | None) -> Iterator[TextIO | None]:
         handle = open(path, "w", newline="", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
     except OSError as exc:
         raise ValidationError("--report", f"cannot write {path}: {exc.strerror}") from None
-    with handle:
+    try:
         yield handle
+    finally:
+        with contextlib.suppress(OSError):  # RunReport.close_report flushed it and noted a failure
+            handle.close()
 
 
 async def _run(
@@ -385,7 +399,9 @@ async def _run(
                 title=title, total=total, out=out, err=err, throughput=args.throughput,
                 json_lines=args.json, report=report_file, report_path=args.report, lines=lines,
             )
-            remove_handler = _interrupt_handler(asyncio.current_task())
+            task = asyncio.current_task()
+            remove_handler = _interrupt_handler(task)
+            report.on_output_error = lambda: _stop_for_output(report, task)
             interrupted = False
             report.start()
             try:
@@ -398,13 +414,17 @@ async def _run(
                 interrupted = True
             finally:
                 remove_handler()
+                report.on_output_error = None
                 report.stop()
+            report.close_report()
             report.summary(interrupted=interrupted, journal=args.journal)
-            if not interrupted:
+            if report.output_error is not None:
+                _fail(report.output_error, EXIT_OUTPUT)
+            elif not interrupted:
                 return report.exit_code()
             recorded = await journal.counts() if journal is not None else None
             report.resume(args.journal, recorded, resume_command(args.argv))
-            return EXIT_INTERRUPTED
+            return EXIT_OUTPUT if report.output_error is not None else EXIT_INTERRUPTED
     finally:
         if journal is not None:
             journal.close()
@@ -744,6 +764,18 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+#: Why writing to stdout fails when the pipe is closed or the disk full: the reader went away
+#: (``| head -1``), no space, over quota, or the device failed.
+_OUTPUT_ERRNOS = frozenset({errno.EPIPE, errno.ENOSPC, errno.EDQUOT, errno.EIO})
+
+
+def _unexpected(exc: Exception) -> int:
+    if os.environ.get(DEBUG_ENV) == "1":
+        raise exc
+    return _fail(f"unexpected {type(exc).__name__}: {exc} (a bug in mmsjson; {DEBUG_ENV}=1 shows "
+                 "the traceback)", EXIT_INTERNAL)
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Run the command line; return the exit code."""
     arguments = list(sys.argv[1:] if argv is None else argv)
@@ -761,6 +793,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         code: int = asyncio.run(args.run(args, stream))
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_INTERRUPTED)
+    except OSError as exc:
+        if exc.errno not in _OUTPUT_ERRNOS:
+            return _unexpected(exc)
+        silence(stream)
+        return _fail(f"cannot write standard output: {exc.strerror}", EXIT_OUTPUT)
     except ValidationError as exc:
         return _fail(f"invalid input: {exc}", EXIT_USAGE)
     except JournalBusy as exc:
@@ -775,10 +812,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except MMSError as exc:
         return _fail(str(exc), EXIT_REJECTED)
     except Exception as exc:
-        if os.environ.get(DEBUG_ENV) == "1":
-            raise
-        return _fail(f"unexpected {type(exc).__name__}: {exc} (a bug in mmsjson; {DEBUG_ENV}=1 shows "
-                     "the traceback)", EXIT_INTERNAL)
+        return _unexpected(exc)
     finally:
         if on_term is not None:
             signal.signal(signal.SIGTERM, on_term)

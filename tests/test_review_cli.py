@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shlex
 import signal
 import subprocess
@@ -132,3 +133,75 @@ async def test_sigterm_stops_a_bulk_run_like_ctrl_c_and_prints_the_command_that_
         assert "Traceback" not in printed and "interrupted after" in printed
         assert 0 < len(server.deliveries()) < len(NUMBERS)
         await resume_sends_the_rest_once(server, printed, argv, env)
+
+
+def read_line(fd: int) -> bytes:
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = os.read(fd, 1)
+        if not chunk:
+            break
+        line += chunk
+    return line
+
+
+async def test_a_closed_stdout_stops_a_bulk_run_as_ctrl_c_does_and_exits_74(
+    message: str, people: str, tmp_path: Path
+) -> None:
+    server = HeldServer()
+    async with server:
+        env = child_env(MMSJSON_API_KEY=server.api_key)
+        argv = [
+            "bulk", "--base-url", server.base_url, "--service-id", "1", "--sender", "12345",
+            "--csv", people, "--message", message, "--journal", str(tmp_path / "j.db"),
+            "--throughput", "4", "--json",
+        ]
+        reading, writing = os.pipe()
+        child = await asyncio.create_subprocess_exec(
+            *CLI, *argv, env=env, cwd=ROOT, stdout=writing, stderr=subprocess.PIPE
+        )
+        os.close(writing)
+        first = await asyncio.wait_for(asyncio.to_thread(read_line, reading), 30)
+        os.close(reading)  # as `| head -1` does
+        assert json.loads(first)["type"] == "outcome"
+        server.release.set()
+        _, err = await child.communicate()
+        printed = err.decode()
+        assert child.returncode == 74, printed
+        assert "Traceback" not in printed and "a bug in mmsjson" not in printed
+        assert "cannot write standard output" in printed and "interrupted after" in printed
+        assert 0 < len(server.deliveries()) < len(NUMBERS)
+        await resume_sends_the_rest_once(server, printed, argv, env)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+async def test_a_report_on_a_full_disk_is_one_line_and_exit_74_with_everyone_sent_to_once(
+    message: str, people: str, tmp_path: Path
+) -> None:
+    async with FakeMMSServer() as server:
+        child, _, _ = await start_bulk(server, message, people, tmp_path, "--report", "/dev/full")
+        _, err = await child.communicate()
+    printed = err.decode()
+    assert child.returncode == 74, printed
+    assert "Traceback" not in printed and "a bug in mmsjson" not in printed
+    assert "cannot write the report /dev/full: No space left on device" in printed
+    assert sorted(server.deliveries()) == NUMBERS and set(server.deliveries().values()) == {1}
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+async def test_a_send_whose_stdout_is_a_full_disk_is_one_line_and_exit_74(
+    fake: FakeMMSServer, message: str
+) -> None:
+    env = child_env(MMSJSON_API_KEY=fake.api_key)
+    full = os.open("/dev/full", os.O_WRONLY)
+    try:
+        child = await asyncio.create_subprocess_exec(
+            *CLI, "send", "--base-url", fake.base_url, "--service-id", "1", "--sender", "12345",
+            "--to", "17745559144", "--message", message,
+            env=env, cwd=ROOT, stdout=full, stderr=subprocess.PIPE,
+        )
+    finally:
+        os.close(full)
+    _, err = await child.communicate()
+    assert child.returncode == 74, err
+    assert "cannot write standard output" in one_line(err.decode())
