@@ -87,7 +87,9 @@ async def check_media(
             if status in _REDIRECTS:
                 problems.append(f"redirects twice ({url} -> {redirected_to} -> {location}); "
                                 "the service follows only one redirect")
-    except (aiohttp.ClientError, TimeoutError) as exc:
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        # ValueError: a Location that cannot be joined (``http://[::1``), or a host name that
+        # cannot be looked up (UnicodeError: a label over 63 characters).
         return MediaCheck(url=url, problems=(f"could not be fetched: {type(exc).__name__}: {exc}",))
     if status != 200 and not problems:
         problems.append(f"answers HTTP {status}; the service needs 200 (after at most one redirect)")

@@ -11,14 +11,16 @@ import shlex
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from mmsjson import MMSClient, ValidationError
+from mmsjson import MMSClient, ValidationError, check_media
 from mmsjson.cli import main
 from mmsjson.testing import FakeMMSServer
 from tests.cli_support import CLI, ROOT, HeldServer, child_env, keyed_fixture, message_fixture, run  # noqa: F401 - fixtures
 from tests.conftest import SECRET
+from tests.raw_http import Serve
 
 LONG_LABEL = "https://" + "a" * 64 + ".example.com/ep/v2/"
 NUMBERS = [f"177455500{i:02d}" for i in range(1, 9)]
@@ -205,3 +207,40 @@ async def test_a_send_whose_stdout_is_a_full_disk_is_one_line_and_exit_74(
     _, err = await child.communicate()
     assert child.returncode == 74, err
     assert "cannot write standard output" in one_line(err.decode())
+
+
+def redirecting_to(location: bytes) -> Serve:
+    """A media host that answers every request with a 302 to ``location`` and closes."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 302 Found\r\nLocation: " + location + b"\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+        finally:
+            writer.close()
+
+    return serve
+
+
+HOSTILE_LOCATIONS = [b"http://[::1", b"http://" + b"a" * 64 + b".example.com/a.jpg"]
+
+
+@pytest.mark.parametrize("location", HOSTILE_LOCATIONS, ids=["broken-ipv6", "label-too-long"])
+async def test_a_redirect_to_a_url_that_cannot_be_fetched_is_a_problem_not_an_exception(
+    raw_server: Any, location: bytes
+) -> None:
+    check = await check_media(await raw_server(redirecting_to(location)), "image", fetch_seconds=5)
+    assert not check.ok and "could not be fetched" in check.problems[0]
+
+
+@pytest.mark.parametrize("url", ["http://" + "a" * 64 + ".example.com/a.jpg", "http://a..b/a.jpg"])
+async def test_a_media_url_whose_host_cannot_be_looked_up_is_a_problem_not_an_exception(url: str) -> None:
+    check = await check_media(url, "image", fetch_seconds=5)
+    assert not check.ok and "could not be fetched" in check.problems[0]
+
+
+async def test_check_media_with_a_hostile_redirect_exits_1_with_no_traceback(raw_server: Any) -> None:
+    url = await raw_server(redirecting_to(HOSTILE_LOCATIONS[0]))
+    code, out = await run("check-media", "--kind", "image", url)
+    assert code == 1 and "could not be fetched" in out
