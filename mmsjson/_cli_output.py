@@ -26,9 +26,10 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from mmsjson.flavours.base import redact
 from mmsjson.models import BulkOutcome, BulkProgress, OutcomeStatus
 
-__all__ = ["RunReport", "resume_command", "safe", "silence"]
+__all__ = ["KEY_MASK", "RunReport", "masked", "resume_command", "safe", "silence"]
 
 #: How many rows that were not accepted the summary lists; the rest are in the report.
 SHOWN_FAILURES = 50
@@ -40,6 +41,17 @@ REPORT_COLUMNS = (
 def safe(text: object) -> str:
     """``text`` printable on any stream: a lone surrogate (from undecodable input) is escaped."""
     return str(text).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+KEY_MASK = "[api-key]"
+
+
+def masked(value: Any, secrets: Sequence[str]) -> Any:
+    """``value`` (text, or dicts and lists of it) with each of ``secrets`` masked: an answer that
+    echoes the key (a tracking id, status details) must not bring it into the output."""
+    for secret in secrets:
+        value = redact(value, secret, KEY_MASK)
+    return value
 
 
 def silence(stream: TextIO) -> None:
@@ -78,7 +90,8 @@ class RunReport:
     """The progress callback of one group or bulk run, and what it prints.
 
     ``out`` gets the summary (and JSON lines with ``json_lines``, when the display and summary go
-    to ``err`` instead). ``lines`` maps a job's index to its CSV line. ``clock`` is injectable.
+    to ``err`` instead). ``lines`` maps a job's index to its CSV line. ``secrets`` (the keys in
+    use) are masked in every row. ``clock`` is injectable.
     """
 
     def __init__(
@@ -93,6 +106,7 @@ class RunReport:
         report: TextIO | None = None,
         report_path: str | None = None,
         lines: Sequence[int] | None = None,
+        secrets: Sequence[str] = (),
         clock: Callable[[], float] = time.monotonic,
         plain_every: float = 10.0,
     ) -> None:
@@ -105,6 +119,7 @@ class RunReport:
         self.json_lines = json_lines
         self.report_path = report_path
         self.lines = lines
+        self.secrets = tuple(secrets)
         self.clock = clock
         self.plain_every = plain_every
         self.counts = dict.fromkeys(OutcomeStatus, 0)
@@ -194,12 +209,13 @@ class RunReport:
             self._say(f"{self.title}: {self.done}/{self.total} done, {self._stats()}")
 
     def _record(self, outcome: BulkOutcome) -> dict[str, Any]:
-        return {
+        record = {
             "index": outcome.index, "line": self._line_of(outcome), "to": outcome.to,
             "status": outcome.status.value, "tracking_id": outcome.tracking_id,
             "error_code": outcome.code, "error": outcome.info, "attempts": outcome.attempts,
             "replayed": outcome.replayed,
         }
+        return masked(record, self.secrets) if self.secrets else record
 
     def stop(self) -> None:
         self.finished = self.clock()
@@ -278,7 +294,8 @@ class RunReport:
             for outcome in sorted(self.failures, key=lambda o: o.index):
                 line = self._line_of(outcome)
                 label = line if line is not None else outcome.index + 1
-                self._say(f"  {label:>6}  {outcome.to:<16} {outcome.status.value:<9} {outcome.info or ''}")
+                info = masked(outcome.info or "", self.secrets)
+                self._say(f"  {label:>6}  {outcome.to:<16} {outcome.status.value:<9} {info}")
             if self._hidden:
                 self._say(f"  ... and {self._hidden} more: see the full report (--report FILE.csv or --json)")
         if self.counts[OutcomeStatus.UNKNOWN]:

@@ -40,7 +40,7 @@ from mmsjson._cli_input import (
     server_rate,
     throughput,
 )
-from mmsjson._cli_output import RunReport, resume_command, safe, silence
+from mmsjson._cli_output import RunReport, masked, resume_command, safe, silence
 from mmsjson._fanout import group_jobs
 from mmsjson._version import __version__
 from mmsjson.client import API_KEY_ENV, MMSClient
@@ -220,8 +220,14 @@ def _client(args: argparse.Namespace) -> MMSClient:
     )
 
 
+def _secrets() -> tuple[str, ...]:
+    """The keys the command may send (masked wherever an answer echoes one back)."""
+    values = (os.environ.get(API_KEY_ENV), os.environ.get(SMS_REST_TOKEN_ENV))
+    return tuple(value.strip() for value in values if value and value.strip())
+
+
 def _print_result(result: SendResult | SaveResult, out: TextIO) -> None:
-    out.write(json.dumps(dict(result.raw), indent=2) + "\n")
+    out.write(json.dumps(masked(dict(result.raw), _secrets()), indent=2) + "\n")
 
 
 async def _send(args: argparse.Namespace, out: TextIO) -> int:
@@ -398,6 +404,7 @@ async def _run(
             report = RunReport(
                 title=title, total=total, out=out, err=err, throughput=args.throughput,
                 json_lines=args.json, report=report_file, report_path=args.report, lines=lines,
+                secrets=_secrets(),
             )
             task = asyncio.current_task()
             remove_handler = _interrupt_handler(task)

@@ -20,7 +20,7 @@ from mmsjson.cli import main
 from mmsjson.testing import FakeMMSServer
 from tests.cli_support import CLI, ROOT, HeldServer, child_env, keyed_fixture, message_fixture, run  # noqa: F401 - fixtures
 from tests.conftest import SECRET
-from tests.raw_http import Serve
+from tests.raw_http import Serve, read_request
 
 LONG_LABEL = "https://" + "a" * 64 + ".example.com/ep/v2/"
 NUMBERS = [f"177455500{i:02d}" for i in range(1, 9)]
@@ -244,3 +244,49 @@ async def test_check_media_with_a_hostile_redirect_exits_1_with_no_traceback(raw
     url = await raw_server(redirecting_to(HOSTILE_LOCATIONS[0]))
     code, out = await run("check-media", "--kind", "image", url)
     assert code == 1 and "could not be fetched" in out
+
+
+def echoing_the_key() -> Serve:
+    """An API that accepts every request with an answer echoing the key back."""
+    body = json.dumps({
+        "status": "success", "to": "17745550001", "tracking-id": f"T-{SECRET}",
+        "status-details": f"queued for {SECRET}",
+    }).encode()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                await read_request(reader)
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    return serve
+
+
+async def test_an_answer_echoing_the_key_does_not_bring_it_into_the_output_of_send(
+    raw_server: Any, message: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MMSJSON_API_KEY", SECRET)
+    url = await raw_server(echoing_the_key())
+    code, out = await run("send", "--base-url", url, "--service-id", "1", "--sender", "12345",
+                          "--to", "17745550001", "--message", message)
+    assert code == 0 and "T-" in out
+    assert SECRET not in out + capsys.readouterr().err
+
+
+async def test_an_answer_echoing_the_key_does_not_bring_it_into_json_lines_or_the_report(
+    raw_server: Any, message: str, people: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("MMSJSON_API_KEY", SECRET)
+    url = await raw_server(echoing_the_key())
+    report = tmp_path / "report.csv"
+    code, out = await run("bulk", "--base-url", url, "--service-id", "1", "--sender", "12345",
+                          "--csv", people, "--message", message, "--journal", str(tmp_path / "j.db"),
+                          "--json", "--report", str(report))
+    assert code == 0 and out.count('"status": "accepted"') == len(NUMBERS)
+    assert SECRET not in out + capsys.readouterr().err + report.read_text(encoding="utf-8")
