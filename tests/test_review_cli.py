@@ -15,12 +15,14 @@ from typing import Any
 
 import pytest
 
-from mmsjson import MMSClient, ValidationError, check_media
+from mmsjson import MMSClient, TransportError, ValidationError, check_media
 from mmsjson.cli import main
+from mmsjson.retry import Verdict, classify
 from mmsjson.testing import FakeMMSServer
+from mmsjson.transport import AiohttpTransport
 from tests.cli_support import CLI, ROOT, HeldServer, child_env, keyed_fixture, message_fixture, run  # noqa: F401 - fixtures
 from tests.conftest import SECRET
-from tests.raw_http import Serve, read_request
+from tests.raw_http import Serve, answering, read_request, request
 
 LONG_LABEL = "https://" + "a" * 64 + ".example.com/ep/v2/"
 NUMBERS = [f"177455500{i:02d}" for i in range(1, 9)]
@@ -290,3 +292,50 @@ async def test_an_answer_echoing_the_key_does_not_bring_it_into_json_lines_or_th
                           "--json", "--report", str(report))
     assert code == 0 and out.count('"status": "accepted"') == len(NUMBERS)
     assert SECRET not in out + capsys.readouterr().err + report.read_text(encoding="utf-8")
+
+
+KEY = SECRET.encode()
+ECHOING_REPLIES = {
+    "long-header-line": b"HTTP/1.1 200 OK\r\nX-Echo: " + KEY * 400 + b"\r\n\r\n",
+    "bad-status": b"HTTP/1.1 2000 " + KEY + b"\r\n\r\n",
+    "bad-header": b"HTTP/1.1 200 OK\r\n" + KEY + b"\r\n\r\n",
+    "bad-length": b"HTTP/1.1 200 OK\r\nContent-Length: " + KEY + b"\r\n\r\n",
+    "not-http": KEY + b"\r\n\r\n",
+    "bad-chunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + KEY + b"\r\n",
+}
+
+
+@pytest.mark.parametrize("reply", ECHOING_REPLIES.values(), ids=ECHOING_REPLIES.keys())
+async def test_a_malformed_answer_echoing_the_key_leaves_it_out_of_the_error(
+    raw_server: Any, reply: bytes
+) -> None:
+    transport = AiohttpTransport()
+    try:
+        with pytest.raises(TransportError) as caught:
+            await transport.post(request(await raw_server(answering(reply))))
+    finally:
+        await transport.aclose()
+    text = f"{caught.value} {caught.value!r}"
+    assert SECRET not in text and "\n" not in text
+    assert classify(caught.value) is Verdict.UNKNOWN
+
+
+async def test_a_media_host_answering_garbage_is_one_line_of_problem(raw_server: Any) -> None:
+    url = await raw_server(answering_anything(b"HTTP/1.1 200 OK\r\nX-A: " + b"a" * 9000 + b"\r\n\r\n"))
+    check = await check_media(url, "image", fetch_seconds=5)
+    (problem,) = check.problems
+    assert "could not be fetched" in problem and "\n" not in problem and len(problem) < 300
+
+
+def answering_anything(reply: bytes) -> Serve:
+    """A peer that reads a request head (a GET has no body), writes ``reply`` and closes."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(reply)
+            await writer.drain()
+        finally:
+            writer.close()
+
+    return serve
