@@ -370,6 +370,31 @@ def _stop_for_output(report: RunReport, task: asyncio.Task[Any] | None) -> None:
         task.cancel()
 
 
+def _same_file(one: str, other: str) -> bool:
+    if os.path.realpath(one) == os.path.realpath(other):
+        return True
+    try:
+        return os.path.samefile(one, other)
+    except OSError:  # either does not exist (yet)
+        return False
+
+
+def _check_report(args: argparse.Namespace) -> None:
+    """Refuse a ``--report`` that names an input: opening it for writing would empty the CSV
+    file (nobody sent to), or wreck the journal (everyone sent to twice on the next run)."""
+    journal = getattr(args, "journal", None)
+    inputs = {
+        "--csv": getattr(args, "csv", None), "--message": getattr(args, "message", None),
+        **({"--journal": journal, "--journal (its lock file)": f"{journal}.lock",
+            "--journal (its write-ahead log)": f"{journal}-wal",
+            "--journal (its shared memory)": f"{journal}-shm"} if journal else {}),
+    }
+    for option, path in inputs.items():
+        if path is not None and _same_file(args.report, path):
+            raise ValidationError("--report", f"{args.report} is the {option} file; writing the "
+                                  "report would overwrite it: give another file")
+
+
 @contextlib.contextmanager
 def _report_file(path: str | None) -> Iterator[TextIO | None]:
     if path is None:
@@ -398,6 +423,8 @@ async def _run(
 ) -> int:
     """Send ``jobs`` as a bulk run with live progress, a summary, and a clean stop on Ctrl-C."""
     err = sys.stderr
+    if args.report is not None:
+        _check_report(args)
     journal = BulkJournal(args.journal) if args.journal else None
     try:
         with _report_file(args.report) as report_file:

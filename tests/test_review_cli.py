@@ -339,3 +339,25 @@ def answering_anything(reply: bytes) -> Serve:
             writer.close()
 
     return serve
+
+
+def contents(files: dict[str, str]) -> dict[str, bytes]:
+    return {name: Path(path).read_bytes() for name, path in files.items()}
+
+
+@pytest.mark.parametrize("option", ["--csv", "--journal", "--message"])
+async def test_a_report_naming_an_input_file_is_refused_before_anything_is_sent_or_overwritten(
+    option: str, fake: FakeMMSServer, keyed: list[str], message: str, people: str, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    journal = tmp_path / "j.db"
+    files = {"--csv": people, "--journal": str(journal), "--message": message}
+    argv = ["bulk", *keyed, "--csv", people, "--message", message, "--journal", str(journal)]
+    assert (await run(*argv))[0] == 0
+    before = contents(files)
+    sent = len(fake.arrivals)
+    same = str(tmp_path / "." / Path(files[option]).relative_to(tmp_path))
+    code, _ = await run(*argv, "--report", same)
+    assert code == 2 and "--report: " in one_line(capsys.readouterr().err)
+    assert contents(files) == before
+    assert len(fake.arrivals) == sent
