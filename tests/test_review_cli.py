@@ -361,3 +361,23 @@ async def test_a_report_naming_an_input_file_is_refused_before_anything_is_sent_
     assert code == 2 and "--report: " in one_line(capsys.readouterr().err)
     assert contents(files) == before
     assert len(fake.arrivals) == sent
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+async def test_a_redirect_to_another_host_is_returned_as_it_is_and_never_followed_with_the_key(
+    raw_server: Any, status: int
+) -> None:
+    reached: list[bytes] = []
+
+    async def elsewhere(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        reached.append(await reader.read(65536))
+        writer.close()
+
+    target = (await raw_server(elsewhere)).replace("127.0.0.1", "localhost").encode()
+    reply = b"HTTP/1.1 %d Moved\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n" % (status, target)
+    transport = AiohttpTransport()
+    try:
+        answer = await transport.post(request(await raw_server(answering(reply))))
+    finally:
+        await transport.aclose()
+    assert answer.status == status and not reached
