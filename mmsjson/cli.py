@@ -250,10 +250,8 @@ async def _save(args: argparse.Namespace, out: TextIO) -> int:
     sandbox_id = None if result.mms_id else await _sandbox_template_id(base_url, result.tracking_id)
     _print_result(result, out)
     if sandbox_id is not None:
-        sys.stderr.write(
-            f"template id (mms-id): {sandbox_id} (told by the sandbox; a real account sends it in the "
-            "N003 postback for this tracking id: see PostbackReceiver.template_id)\n"
-        )
+        _say(f"template id (mms-id): {sandbox_id} (told by the sandbox; a real account sends it in "
+             "the N003 postback for this tracking id: see PostbackReceiver.template_id)")
     return EXIT_OK
 
 
@@ -349,9 +347,8 @@ def _interrupt_handler(task: asyncio.Task[Any] | None) -> Callable[[], None]:
     def first() -> None:
         remove()
         # sys.stderr at this moment: while the live display runs, rich's proxy prints above it.
-        sys.stderr.write("\nstopping: waiting for the requests already sent (Ctrl-C again quits at "
-                         "once, leaving their outcomes unknown)\n")
-        sys.stderr.flush()
+        _say("\nstopping: waiting for the requests already sent (Ctrl-C again quits at once, "
+             "leaving their outcomes unknown)")
         task.cancel()
 
     try:
@@ -364,8 +361,7 @@ def _interrupt_handler(task: asyncio.Task[Any] | None) -> Callable[[], None]:
 
 def _stop_for_output(report: RunReport, task: asyncio.Task[Any] | None) -> None:
     """Stop a run whose output (stdout or ``--report``) cannot be written, as the first Ctrl-C does."""
-    sys.stderr.write(f"\nmmsjson: {report.output_error}; stopping: waiting for the requests already sent\n")
-    sys.stderr.flush()
+    _say(f"\nmmsjson: {report.output_error}; stopping: waiting for the requests already sent")
     if task is not None:
         task.cancel()
 
@@ -521,7 +517,7 @@ async def _bulk(args: argparse.Namespace, out: TextIO) -> int:
 
     first = next(csv_records(layout))[1]
     if layout.ignored:
-        sys.stderr.write(safe(f"mmsjson: columns not used: {', '.join(layout.ignored)}") + "\n")
+        _say(f"mmsjson: columns not used: {', '.join(layout.ignored)}")
     async with _client(args) as client:
         _check_job(client, _bulk_job(args, content, overrides, first))
         return await _run(
@@ -583,10 +579,8 @@ def _flavour_name(name: str) -> str:
 
 async def _sandbox(args: argparse.Namespace, out: TextIO) -> int:
     if os.environ.get(API_KEY_ENV):
-        sys.stderr.write(
-            f"mmsjson sandbox: {API_KEY_ENV} from this shell is not used; the sandbox made its own key "
-            "(export it as shown below for the sandbox's clients)\n"
-        )
+        _say(f"mmsjson sandbox: {API_KEY_ENV} from this shell is not used; the sandbox made its own "
+             "key (export it as shown below for the sandbox's clients)")
     def log(line: str) -> None:
         out.write(line + "\n")
         out.flush()
@@ -792,9 +786,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _say(line: str) -> None:
+    """Write ``line`` to stderr; when stderr is closed or broken (``2>&-``, ``2>&1 | head``), say
+    nothing: the exit code still tells."""
+    stream = sys.stderr
+    try:
+        stream.write(safe(line) + "\n")
+        stream.flush()
+    except (OSError, ValueError):
+        silence(stream)
+
+
 def _fail(message: str, code: int) -> int:
-    sys.stderr.write(safe(f"mmsjson: {message}") + "\n")
-    sys.stderr.flush()
+    _say(f"mmsjson: {message}")
     return code
 
 
@@ -813,12 +817,16 @@ def _unexpected(exc: Exception) -> int:
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Run the command line; return the exit code."""
     arguments = list(sys.argv[1:] if argv is None else argv)
+    if sys.stderr is None:  # started with 2>&-
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
     args = _parser().parse_args(arguments)
     args.argv = arguments
     resolve_env(args)
     if out is None:
         with contextlib.suppress(AttributeError, ValueError):
             sys.stdout.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+    if out is None and sys.stdout is None:  # started with >&-: no outcome could be shown
+        return _fail("cannot write standard output: it is closed; nothing was sent", EXIT_OUTPUT)
     stream = out or sys.stdout
     on_term = None
     with contextlib.suppress(ValueError):  # not the main thread

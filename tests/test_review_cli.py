@@ -381,3 +381,65 @@ async def test_a_redirect_to_another_host_is_returned_as_it_is_and_never_followe
     finally:
         await transport.aclose()
     assert answer.status == status and not reached
+
+
+async def exit_code_with(argv: list[str], env: dict[str, str], **streams: Any) -> int:
+    child = await asyncio.create_subprocess_exec(*argv, env=env, cwd=ROOT, **streams)
+    return await child.wait()
+
+
+def broken_pipe() -> int:
+    """The writing end of a pipe whose reader is gone, as ``| true`` leaves it."""
+    reading, writing = os.pipe()
+    os.close(reading)
+    return writing
+
+
+async def test_bad_input_exits_2_even_when_stderr_is_a_broken_pipe(message: str) -> None:
+    env = child_env(MMSJSON_API_KEY=SECRET)
+    writing = broken_pipe()
+    try:
+        code = await exit_code_with(
+            [*CLI, "send", "--to", "17745559144", "--message", "/nonexistent/m.json"], env,
+            stdout=subprocess.DEVNULL, stderr=writing,
+        )
+    finally:
+        os.close(writing)
+    assert code == 2
+
+
+async def test_bad_input_exits_2_even_when_stderr_is_closed(message: str) -> None:
+    env = child_env(MMSJSON_API_KEY=SECRET)
+    code = await exit_code_with(
+        ["sh", "-c", 'exec "$@" 2>&-', "sh", *CLI, "send", "--to", "17745559144", "--message",
+         "/nonexistent/m.json"], env, stdout=subprocess.DEVNULL,
+    )
+    assert code == 2
+
+
+async def test_a_send_with_stdout_closed_exits_74_and_sends_nothing(
+    fake: FakeMMSServer, message: str
+) -> None:
+    env = child_env(MMSJSON_API_KEY=fake.api_key)
+    code = await exit_code_with(
+        ["sh", "-c", 'exec "$@" >&-', "sh", *CLI, "send", "--base-url", fake.base_url,
+         "--service-id", "1", "--sender", "12345", "--to", "17745559144", "--message", message],
+        env, stderr=subprocess.PIPE,
+    )
+    assert code == 74 and not fake.arrivals
+
+
+async def test_a_bulk_run_whose_stdout_and_stderr_are_one_broken_pipe_exits_74(
+    fake: FakeMMSServer, message: str, people: str, tmp_path: Path
+) -> None:
+    env = child_env(MMSJSON_API_KEY=fake.api_key)
+    writing = broken_pipe()
+    try:
+        code = await exit_code_with(
+            [*CLI, "bulk", "--base-url", fake.base_url, "--service-id", "1", "--sender", "12345",
+             "--csv", people, "--message", message, "--journal", str(tmp_path / "j.db"), "--json"],
+            env, stdout=writing, stderr=writing,
+        )
+    finally:
+        os.close(writing)
+    assert code == 74
