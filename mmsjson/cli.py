@@ -378,14 +378,12 @@ def _same_file(one: str, other: str) -> bool:
 def _check_report(args: argparse.Namespace) -> None:
     """Refuse a ``--report`` that names an input: opening it for writing would empty the CSV
     file (nobody sent to), or wreck the journal (everyone sent to twice on the next run)."""
+    inputs = [("--csv", getattr(args, "csv", None)), ("--message", getattr(args, "message", None))]
     journal = getattr(args, "journal", None)
-    inputs = {
-        "--csv": getattr(args, "csv", None), "--message": getattr(args, "message", None),
-        **({"--journal": journal, "--journal (its lock file)": f"{journal}.lock",
-            "--journal (its write-ahead log)": f"{journal}-wal",
-            "--journal (its shared memory)": f"{journal}-shm"} if journal else {}),
-    }
-    for option, path in inputs.items():
+    if journal:
+        inputs += [("--journal", journal), ("--journal's lock", f"{journal}.lock"),
+                   ("--journal's log", f"{journal}-wal"), ("--journal's shared memory", f"{journal}-shm")]
+    for option, path in inputs:
         if path is not None and _same_file(args.report, path):
             raise ValidationError("--report", f"{args.report} is the {option} file; writing the "
                                   "report would overwrite it: give another file")
