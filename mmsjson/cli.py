@@ -4,8 +4,8 @@ The API key is read from ``MMSJSON_API_KEY`` only, never from an argument that `
 Exit codes a script can rely on: 0 every request accepted; 1 the API rejected at least one;
 2 bad input (nothing was sent); 3 at least one outcome is unknown (the answer was lost);
 4 the journal is in use by another run (nothing was sent; run again when it has finished);
-70 an unexpected error inside mmsjson (a bug); 74 the output (stdout, --report) could not be
-written; 130 interrupted (Ctrl-C or SIGTERM). Every error is one line on stderr.
+70 an unexpected error inside mmsjson (a bug); 74 the output (stdout, --report, the journal) could
+not be written; 130 interrupted (Ctrl-C or SIGTERM). Every error is one line on stderr.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import math
 import os
 import shlex
 import signal
+import sqlite3
 import sys
 import textwrap
 from array import array
@@ -87,8 +88,8 @@ EXIT_CODES = f"""exit codes:
   3    at least one outcome is unknown (the answer was lost); it was not resent
   {EXIT_BUSY}    the journal is in use by another run; nothing was sent; run again when it has finished
   70   an unexpected error inside mmsjson (a bug; {DEBUG_ENV}=1 shows the traceback)
-  74   the output (stdout or --report) could not be written: a closed pipe, a full disk; a run
-       stops as on Ctrl-C and prints the command that resumes it
+  74   the output (stdout, --report, the journal) could not be written: a closed pipe, a full
+       disk; a run stops as on Ctrl-C and prints the command that resumes it
   130  interrupted (Ctrl-C or SIGTERM)"""
 
 ENVIRONMENT = f"""environment:
@@ -440,6 +441,10 @@ async def _run(
                         pass
             except asyncio.CancelledError:
                 interrupted = True
+            except sqlite3.Error as exc:  # the journal could not be written (a full disk): the
+                # run ended as on Ctrl-C, requests on the wire awaited
+                interrupted = True
+                report.output_error = f"cannot write the journal {args.journal}: {exc}"
             finally:
                 remove_handler()
                 report.on_output_error = None

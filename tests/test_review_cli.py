@@ -9,13 +9,14 @@ import json
 import os
 import shlex
 import signal
+import sqlite3
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mmsjson import MMSClient, TransportError, ValidationError, check_media
+from mmsjson import BulkJournal, MMSClient, TransportError, ValidationError, check_media
 from mmsjson.cli import main
 from mmsjson.retry import Verdict, classify
 from mmsjson.testing import FakeMMSServer
@@ -443,3 +444,29 @@ async def test_a_bulk_run_whose_stdout_and_stderr_are_one_broken_pipe_exits_74(
     finally:
         os.close(writing)
     assert code == 74
+
+
+async def test_a_journal_that_cannot_be_written_mid_run_stops_it_with_exit_74_and_a_resume_command(
+    fake: FakeMMSServer, keyed: list[str], message: str, people: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    writes = 0
+    sending = BulkJournal.sending
+
+    async def disk_fills_up(self: BulkJournal, key: str, recipient: str) -> None:
+        nonlocal writes
+        writes += 1
+        if writes > 3:
+            raise sqlite3.OperationalError("database or disk is full")
+        await sending(self, key, recipient)
+
+    monkeypatch.setattr(BulkJournal, "sending", disk_fills_up)
+    argv = ["bulk", *keyed, "--csv", people, "--message", message, "--journal", str(tmp_path / "j.db")]
+    code, out = await run(*argv)
+    printed = out + capsys.readouterr().err
+    assert code == 74, printed
+    assert "a bug in mmsjson" not in printed and "database or disk is full" in printed
+    assert "to resume, run the same command again" in printed
+    monkeypatch.setattr(BulkJournal, "sending", sending)
+    assert (await run(*argv))[0] == 0
+    assert sorted(fake.deliveries()) == NUMBERS and set(fake.deliveries().values()) == {1}
