@@ -119,7 +119,7 @@ def custom_texts(items: Sequence[str] | None) -> dict[int, str] | None:
     texts: dict[int, str] = {}
     for item in items:
         number, sep, text = item.partition("=")
-        if not sep or not number.isdigit() or int(number) < 1:
+        if not sep or not (number.isascii() and number.isdigit()) or int(number) < 1:
             raise ValidationError("--custom-text", f"{item!r} must look like 1=Hello (a slide number from 1)")
         texts[int(number)] = text
     return texts
@@ -155,6 +155,8 @@ def read_message(path: str) -> MMS:
         document = json.loads(text)
     except ValueError as exc:
         raise ValidationError("--message", f"{path} is not JSON: {exc}") from None
+    except RecursionError:
+        raise ValidationError("--message", f"{path} is nested too deeply to be an MMS") from None
     try:
         return load_mms(document)
     except ValidationError as exc:

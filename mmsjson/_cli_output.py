@@ -5,10 +5,14 @@ outcome). Anywhere else (a pipe, a CI log) the output is plain lines without con
 start line, a progress line every few seconds, and the summary. The summary lists only the rows
 that were not accepted; every row goes to ``--report FILE.csv`` and, with ``--json``, to stdout as
 JSON lines (one object per outcome, then one summary object).
+
+If stdout or the report cannot be written (a closed pipe, a full disk), the report says so once,
+goes on on stderr, and calls ``on_output_error`` so that the run can stop as on Ctrl-C.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -22,9 +26,10 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from mmsjson.flavours.base import redact
 from mmsjson.models import BulkOutcome, BulkProgress, OutcomeStatus
 
-__all__ = ["RunReport", "resume_command", "safe"]
+__all__ = ["KEY_MASK", "RunReport", "masked", "resume_command", "safe", "silence"]
 
 #: How many rows that were not accepted the summary lists; the rest are in the report.
 SHOWN_FAILURES = 50
@@ -36,6 +41,28 @@ REPORT_COLUMNS = (
 def safe(text: object) -> str:
     """``text`` printable on any stream: a lone surrogate (from undecodable input) is escaped."""
     return str(text).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+KEY_MASK = "[api-key]"
+
+
+def masked(value: Any, secrets: Sequence[str]) -> Any:
+    """``value`` (text, or dicts and lists of it) with each of ``secrets`` masked: an answer that
+    echoes the key (a tracking id, status details) must not bring it into the output."""
+    for secret in secrets:
+        value = redact(value, secret, KEY_MASK)
+    return value
+
+
+def silence(stream: TextIO) -> None:
+    """Point ``stream``'s file descriptor at the null device after a write to it failed, so that
+    Python's flush of it at exit does not fail again (a closed pipe, a full disk)."""
+    with contextlib.suppress(OSError, ValueError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, stream.fileno())
+        finally:
+            os.close(null)
 
 
 def _duration(seconds: float) -> str:
@@ -63,7 +90,8 @@ class RunReport:
     """The progress callback of one group or bulk run, and what it prints.
 
     ``out`` gets the summary (and JSON lines with ``json_lines``, when the display and summary go
-    to ``err`` instead). ``lines`` maps a job's index to its CSV line. ``clock`` is injectable.
+    to ``err`` instead). ``lines`` maps a job's index to its CSV line. ``secrets`` (the keys in
+    use) are masked in every row. ``clock`` is injectable.
     """
 
     def __init__(
@@ -78,17 +106,20 @@ class RunReport:
         report: TextIO | None = None,
         report_path: str | None = None,
         lines: Sequence[int] | None = None,
+        secrets: Sequence[str] = (),
         clock: Callable[[], float] = time.monotonic,
         plain_every: float = 10.0,
     ) -> None:
         self.title = title
         self.total = total
         self.out = out
+        self.err = err
         self.display = err if json_lines else out
         self.throughput = throughput
         self.json_lines = json_lines
         self.report_path = report_path
         self.lines = lines
+        self.secrets = tuple(secrets)
         self.clock = clock
         self.plain_every = plain_every
         self.counts = dict.fromkeys(OutcomeStatus, 0)
@@ -96,9 +127,14 @@ class RunReport:
         self.failures: list[BulkOutcome] = []
         self._hidden = 0
         self.started = self.finished = self.last_line = 0.0
+        #: What could not be written ("cannot write ..."), once a write failed.
+        self.output_error: str | None = None
+        #: Called once, when a write first fails; the run sets it to stop itself.
+        self.on_output_error: Callable[[], object] | None = None
+        self._report = report
         self._writer = csv.writer(report) if report is not None else None
         if self._writer is not None:
-            self._writer.writerow(REPORT_COLUMNS)
+            self._write_row(REPORT_COLUMNS)
         self._live: Progress | None = None
         self._task: Any = None
 
@@ -163,10 +199,9 @@ class RunReport:
             else:
                 self._hidden += 1
         if self._writer is not None:
-            self._writer.writerow(self._record(outcome).values())
+            self._write_row(self._record(outcome).values())
         if self.json_lines:
-            self.out.write(json.dumps({"type": "outcome", **self._record(outcome)}) + "\n")
-            self.out.flush()
+            self._emit(self.out, json.dumps({"type": "outcome", **self._record(outcome)}) + "\n")
         if self._live is not None:
             self._live.update(self._task, completed=self.done, stats=self._stats())
         elif self.clock() - self.last_line >= self.plain_every:
@@ -174,12 +209,13 @@ class RunReport:
             self._say(f"{self.title}: {self.done}/{self.total} done, {self._stats()}")
 
     def _record(self, outcome: BulkOutcome) -> dict[str, Any]:
-        return {
+        record = {
             "index": outcome.index, "line": self._line_of(outcome), "to": outcome.to,
             "status": outcome.status.value, "tracking_id": outcome.tracking_id,
             "error_code": outcome.code, "error": outcome.info, "attempts": outcome.attempts,
             "replayed": outcome.replayed,
         }
+        return masked(record, self.secrets) if self.secrets else record
 
     def stop(self) -> None:
         self.finished = self.clock()
@@ -188,11 +224,52 @@ class RunReport:
             self._live.stop()
             self._live = None
 
+    # -- writing ------------------------------------------------------------------------------------
+
+    def _failed(self, what: str, exc: OSError) -> None:
+        if self.output_error is None:
+            self.output_error = f"cannot write {what}: {exc.strerror or exc}"
+            if self.on_output_error is not None:
+                self.on_output_error()
+
+    def _write_row(self, row: Any) -> None:
+        assert self._writer is not None
+        try:
+            self._writer.writerow(row)
+        except OSError as exc:
+            self._writer = None
+            self._failed(f"the report {self.report_path}", exc)
+
+    def close_report(self) -> None:
+        """Flush the report (its last rows may still be buffered), noting a failure."""
+        if self._report is not None and self._writer is not None:
+            try:
+                self._report.flush()
+            except OSError as exc:
+                self._writer = None
+                self._failed(f"the report {self.report_path}", exc)
+
+    def _emit(self, stream: TextIO, text: str) -> None:
+        """Write ``text`` to ``stream`` now; if stdout fails, JSON lines stop and the rest goes to
+        stderr."""
+        try:
+            stream.write(text)
+            stream.flush()
+        except OSError as exc:
+            if stream is self.err:
+                return
+            silence(stream)
+            self._failed("standard output", exc)
+            shown = stream is self.display
+            self.out = self.display = self.err
+            self.json_lines = False
+            if shown:
+                self._emit(self.err, text)
+
     # -- the end ------------------------------------------------------------------------------------
 
     def _say(self, text: str = "") -> None:
-        self.display.write(safe(text) + "\n")
-        self.display.flush()
+        self._emit(self.display, safe(text) + "\n")
 
     def summary(self, *, interrupted: bool = False, journal: str | None = None) -> None:
         """Counts by outcome, time, sustained rate, and the rows that were not accepted."""
@@ -217,17 +294,17 @@ class RunReport:
             for outcome in sorted(self.failures, key=lambda o: o.index):
                 line = self._line_of(outcome)
                 label = line if line is not None else outcome.index + 1
-                self._say(f"  {label:>6}  {outcome.to:<16} {outcome.status.value:<9} {outcome.info or ''}")
+                info = masked(outcome.info or "", self.secrets)
+                self._say(f"  {label:>6}  {outcome.to:<16} {outcome.status.value:<9} {info}")
             if self._hidden:
                 self._say(f"  ... and {self._hidden} more: see the full report (--report FILE.csv or --json)")
         if self.counts[OutcomeStatus.UNKNOWN]:
             self._say("unknown means the request may have been accepted: it was not sent again; "
                       "check those recipients (for example against postbacks) before sending to them")
-        if self.report_path is not None:
+        if self.report_path is not None and self._writer is not None:
             self._say(f"full report: {self.report_path}")
         if self.json_lines:
-            self.out.write(json.dumps({"type": "summary", **self.as_dict(interrupted)}) + "\n")
-            self.out.flush()
+            self._emit(self.out, json.dumps({"type": "summary", **self.as_dict(interrupted)}) + "\n")
 
     def as_dict(self, interrupted: bool) -> dict[str, Any]:
         return {

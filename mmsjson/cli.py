@@ -4,7 +4,8 @@ The API key is read from ``MMSJSON_API_KEY`` only, never from an argument that `
 Exit codes a script can rely on: 0 every request accepted; 1 the API rejected at least one;
 2 bad input (nothing was sent); 3 at least one outcome is unknown (the answer was lost);
 4 the journal is in use by another run (nothing was sent; run again when it has finished);
-70 an unexpected error inside mmsjson (a bug); 130 interrupted. Every error is one line on stderr.
+70 an unexpected error inside mmsjson (a bug); 74 the output (stdout, --report, the journal) could
+not be written; 130 interrupted (Ctrl-C or SIGTERM). Every error is one line on stderr.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import json
 import math
 import os
 import shlex
 import signal
+import sqlite3
 import sys
 import textwrap
 from array import array
@@ -38,7 +41,7 @@ from mmsjson._cli_input import (
     server_rate,
     throughput,
 )
-from mmsjson._cli_output import RunReport, resume_command, safe
+from mmsjson._cli_output import RunReport, masked, resume_command, safe, silence
 from mmsjson._fanout import group_jobs
 from mmsjson._version import __version__
 from mmsjson.client import API_KEY_ENV, MMSClient
@@ -73,7 +76,7 @@ from mmsjson.testing.server import FAULT_KINDS, FakeMMSServer, Fault
 __all__ = ["main"]
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_UNKNOWN, EXIT_BUSY = 0, 1, 2, 3, 4
-EXIT_INTERNAL, EXIT_INTERRUPTED = 70, 130
+EXIT_INTERNAL, EXIT_OUTPUT, EXIT_INTERRUPTED = 70, 74, 130
 DEBUG_ENV = "MMSJSON_DEBUG"
 REDIS_ENV, REDIS_KEY_ENV = "MMSJSON_REDIS_URL", "MMSJSON_REDIS_KEY"
 DEMO_PARTICIPANTS = ("+1 774 555 0001", "+1 774 555 0002", "+1 774 555 0003", "+1 774 555 0004")
@@ -85,7 +88,9 @@ EXIT_CODES = f"""exit codes:
   3    at least one outcome is unknown (the answer was lost); it was not resent
   {EXIT_BUSY}    the journal is in use by another run; nothing was sent; run again when it has finished
   70   an unexpected error inside mmsjson (a bug; {DEBUG_ENV}=1 shows the traceback)
-  130  interrupted (Ctrl-C)"""
+  74   the output (stdout, --report, the journal) could not be written: a closed pipe, a full
+       disk; a run stops as on Ctrl-C and prints the command that resumes it
+  130  interrupted (Ctrl-C or SIGTERM)"""
 
 ENVIRONMENT = f"""environment:
   {API_KEY_ENV}     the API key (required; never an option, which ps would show)
@@ -216,8 +221,14 @@ def _client(args: argparse.Namespace) -> MMSClient:
     )
 
 
+def _secrets() -> tuple[str, ...]:
+    """The keys the command may send (masked wherever an answer echoes one back)."""
+    values = (os.environ.get(API_KEY_ENV), os.environ.get(SMS_REST_TOKEN_ENV))
+    return tuple(value.strip() for value in values if value and value.strip())
+
+
 def _print_result(result: SendResult | SaveResult, out: TextIO) -> None:
-    out.write(json.dumps(dict(result.raw), indent=2) + "\n")
+    out.write(json.dumps(masked(dict(result.raw), _secrets()), indent=2) + "\n")
 
 
 async def _send(args: argparse.Namespace, out: TextIO) -> int:
@@ -240,10 +251,8 @@ async def _save(args: argparse.Namespace, out: TextIO) -> int:
     sandbox_id = None if result.mms_id else await _sandbox_template_id(base_url, result.tracking_id)
     _print_result(result, out)
     if sandbox_id is not None:
-        sys.stderr.write(
-            f"template id (mms-id): {sandbox_id} (told by the sandbox; a real account sends it in the "
-            "N003 postback for this tracking id: see PostbackReceiver.template_id)\n"
-        )
+        _say(f"template id (mms-id): {sandbox_id} (told by the sandbox; a real account sends it in "
+             "the N003 postback for this tracking id: see PostbackReceiver.template_id)")
     return EXIT_OK
 
 
@@ -323,29 +332,62 @@ def _check_job(client: MMSClient, job: BulkJob) -> None:
 
 
 def _interrupt_handler(task: asyncio.Task[Any] | None) -> Callable[[], None]:
-    """On the first Ctrl-C, stop starting requests and wait for those on the wire; a second stops
-    at once. Returns the function that removes the handler."""
+    """On the first Ctrl-C (or SIGTERM), stop starting requests and wait for those on the wire; a
+    second stops at once. Returns the function that removes the handler."""
     if task is None:
         return lambda: None
     loop = asyncio.get_running_loop()
+    on_term = signal.getsignal(signal.SIGTERM)
+
+    def remove() -> None:
+        loop.remove_signal_handler(signal.SIGINT)
+        loop.remove_signal_handler(signal.SIGTERM)
+        with contextlib.suppress(TypeError, ValueError):  # the loop leaves SIGTERM at SIG_DFL
+            signal.signal(signal.SIGTERM, on_term)
 
     def first() -> None:
-        loop.remove_signal_handler(signal.SIGINT)
+        remove()
         # sys.stderr at this moment: while the live display runs, rich's proxy prints above it.
-        sys.stderr.write("\nstopping: waiting for the requests already sent (Ctrl-C again quits at "
-                         "once, leaving their outcomes unknown)\n")
-        sys.stderr.flush()
+        _say("\nstopping: waiting for the requests already sent (Ctrl-C again quits at once, "
+             "leaving their outcomes unknown)")
         task.cancel()
 
     try:
         loop.add_signal_handler(signal.SIGINT, first)
+        loop.add_signal_handler(signal.SIGTERM, first)
     except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
         return lambda: None
-
-    def remove() -> None:
-        loop.remove_signal_handler(signal.SIGINT)
-
     return remove
+
+
+def _stop_for_output(report: RunReport, task: asyncio.Task[Any] | None) -> None:
+    """Stop a run whose output (stdout or ``--report``) cannot be written, as the first Ctrl-C does."""
+    _say(f"\nmmsjson: {report.output_error}; stopping: waiting for the requests already sent")
+    if task is not None:
+        task.cancel()
+
+
+def _same_file(one: str, other: str) -> bool:
+    if os.path.realpath(one) == os.path.realpath(other):
+        return True
+    try:
+        return os.path.samefile(one, other)
+    except OSError:  # either does not exist (yet)
+        return False
+
+
+def _check_report(args: argparse.Namespace) -> None:
+    """Refuse a ``--report`` that names an input: opening it for writing would empty the CSV
+    file (nobody sent to), or wreck the journal (everyone sent to twice on the next run)."""
+    inputs = [("--csv", getattr(args, "csv", None)), ("--message", getattr(args, "message", None))]
+    journal = getattr(args, "journal", None)
+    if journal:
+        inputs += [("--journal", journal), ("--journal's lock", f"{journal}.lock"),
+                   ("--journal's log", f"{journal}-wal"), ("--journal's shared memory", f"{journal}-shm")]
+    for option, path in inputs:
+        if path is not None and _same_file(args.report, path):
+            raise ValidationError("--report", f"{args.report} is the {option} file; writing the "
+                                  "report would overwrite it: give another file")
 
 
 @contextlib.contextmanager
@@ -357,8 +399,11 @@ def _report_file(path: str | None) -> Iterator[TextIO | None]:
         handle = open(path, "w", newline="", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
     except OSError as exc:
         raise ValidationError("--report", f"cannot write {path}: {exc.strerror}") from None
-    with handle:
+    try:
         yield handle
+    finally:
+        with contextlib.suppress(OSError):  # RunReport.close_report flushed it and noted a failure
+            handle.close()
 
 
 async def _run(
@@ -373,14 +418,19 @@ async def _run(
 ) -> int:
     """Send ``jobs`` as a bulk run with live progress, a summary, and a clean stop on Ctrl-C."""
     err = sys.stderr
+    if args.report is not None:
+        _check_report(args)
     journal = BulkJournal(args.journal) if args.journal else None
     try:
         with _report_file(args.report) as report_file:
             report = RunReport(
                 title=title, total=total, out=out, err=err, throughput=args.throughput,
                 json_lines=args.json, report=report_file, report_path=args.report, lines=lines,
+                secrets=_secrets(),
             )
-            remove_handler = _interrupt_handler(asyncio.current_task())
+            task = asyncio.current_task()
+            remove_handler = _interrupt_handler(task)
+            report.on_output_error = lambda: _stop_for_output(report, task)
             interrupted = False
             report.start()
             try:
@@ -391,15 +441,23 @@ async def _run(
                         pass
             except asyncio.CancelledError:
                 interrupted = True
+            except sqlite3.Error as exc:  # the journal could not be written (a full disk): the
+                # run ended as on Ctrl-C, requests on the wire awaited
+                interrupted = True
+                report.output_error = f"cannot write the journal {args.journal}: {exc}"
             finally:
                 remove_handler()
+                report.on_output_error = None
                 report.stop()
+            report.close_report()
             report.summary(interrupted=interrupted, journal=args.journal)
-            if not interrupted:
+            if report.output_error is not None:
+                _fail(report.output_error, EXIT_OUTPUT)
+            elif not interrupted:
                 return report.exit_code()
             recorded = await journal.counts() if journal is not None else None
             report.resume(args.journal, recorded, resume_command(args.argv))
-            return EXIT_INTERRUPTED
+            return EXIT_OUTPUT if report.output_error is not None else EXIT_INTERRUPTED
     finally:
         if journal is not None:
             journal.close()
@@ -462,7 +520,7 @@ async def _bulk(args: argparse.Namespace, out: TextIO) -> int:
 
     first = next(csv_records(layout))[1]
     if layout.ignored:
-        sys.stderr.write(safe(f"mmsjson: columns not used: {', '.join(layout.ignored)}") + "\n")
+        _say(f"mmsjson: columns not used: {', '.join(layout.ignored)}")
     async with _client(args) as client:
         _check_job(client, _bulk_job(args, content, overrides, first))
         return await _run(
@@ -524,10 +582,8 @@ def _flavour_name(name: str) -> str:
 
 async def _sandbox(args: argparse.Namespace, out: TextIO) -> int:
     if os.environ.get(API_KEY_ENV):
-        sys.stderr.write(
-            f"mmsjson sandbox: {API_KEY_ENV} from this shell is not used; the sandbox made its own key "
-            "(export it as shown below for the sandbox's clients)\n"
-        )
+        _say(f"mmsjson sandbox: {API_KEY_ENV} from this shell is not used; the sandbox made its own "
+             "key (export it as shown below for the sandbox's clients)")
     def log(line: str) -> None:
         out.write(line + "\n")
         out.flush()
@@ -733,26 +789,60 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _say(line: str) -> None:
+    """Write ``line`` to stderr; when stderr is closed or broken (``2>&-``, ``2>&1 | head``), say
+    nothing: the exit code still tells."""
+    stream = sys.stderr
+    try:
+        stream.write(safe(line) + "\n")
+        stream.flush()
+    except (OSError, ValueError):
+        silence(stream)
+
+
 def _fail(message: str, code: int) -> int:
-    sys.stderr.write(safe(f"mmsjson: {message}") + "\n")
-    sys.stderr.flush()
+    _say(f"mmsjson: {message}")
     return code
+
+
+#: Why writing to stdout fails when the pipe is closed or the disk full: the reader went away
+#: (``| head -1``), no space, over quota, or the device failed.
+_OUTPUT_ERRNOS = frozenset({errno.EPIPE, errno.ENOSPC, errno.EDQUOT, errno.EIO})
+
+
+def _unexpected(exc: Exception) -> int:
+    if os.environ.get(DEBUG_ENV) == "1":
+        raise exc
+    return _fail(f"unexpected {type(exc).__name__}: {exc} (a bug in mmsjson; {DEBUG_ENV}=1 shows "
+                 "the traceback)", EXIT_INTERNAL)
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Run the command line; return the exit code."""
     arguments = list(sys.argv[1:] if argv is None else argv)
+    if sys.stderr is None:  # started with 2>&-
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
     args = _parser().parse_args(arguments)
     args.argv = arguments
     resolve_env(args)
     if out is None:
         with contextlib.suppress(AttributeError, ValueError):
             sys.stdout.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+    if out is None and sys.stdout is None:  # started with >&-: no outcome could be shown
+        return _fail("cannot write standard output: it is closed; nothing was sent", EXIT_OUTPUT)
     stream = out or sys.stdout
+    on_term = None
+    with contextlib.suppress(ValueError):  # not the main thread
+        on_term = signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM is a Ctrl-C
     try:
         code: int = asyncio.run(args.run(args, stream))
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_INTERRUPTED)
+    except OSError as exc:
+        if exc.errno not in _OUTPUT_ERRNOS:
+            return _unexpected(exc)
+        silence(stream)
+        return _fail(f"cannot write standard output: {exc.strerror}", EXIT_OUTPUT)
     except ValidationError as exc:
         return _fail(f"invalid input: {exc}", EXIT_USAGE)
     except JournalBusy as exc:
@@ -767,8 +857,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except MMSError as exc:
         return _fail(str(exc), EXIT_REJECTED)
     except Exception as exc:
-        if os.environ.get(DEBUG_ENV):
-            raise
-        return _fail(f"unexpected {type(exc).__name__}: {exc} (a bug in mmsjson; {DEBUG_ENV}=1 shows "
-                     "the traceback)", EXIT_INTERNAL)
+        return _unexpected(exc)
+    finally:
+        if on_term is not None:
+            signal.signal(signal.SIGTERM, on_term)
     return code

@@ -16,6 +16,7 @@ import aiohttp
 from attrs import frozen
 
 from mmsjson.models import MEDIA_KINDS
+from mmsjson.transport import client_error_reason
 
 __all__ = ["MEDIA_TYPES", "SIZE_WARNING_BYTES", "MediaCheck", "check_media"]
 
@@ -87,7 +88,11 @@ async def check_media(
             if status in _REDIRECTS:
                 problems.append(f"redirects twice ({url} -> {redirected_to} -> {location}); "
                                 "the service follows only one redirect")
-    except (aiohttp.ClientError, TimeoutError) as exc:
+    except aiohttp.ClientError as exc:
+        return MediaCheck(url=url, problems=(f"could not be fetched: {client_error_reason(exc)}",))
+    except (TimeoutError, ValueError) as exc:
+        # ValueError: a Location that cannot be joined (``http://[::1``), or a host name that
+        # cannot be looked up (UnicodeError: a label over 63 characters).
         return MediaCheck(url=url, problems=(f"could not be fetched: {type(exc).__name__}: {exc}",))
     if status != 200 and not problems:
         problems.append(f"answers HTTP {status}; the service needs 200 (after at most one redirect)")

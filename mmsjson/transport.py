@@ -49,6 +49,7 @@ __all__ = [
     "RawResponse",
     "Transport",
     "check_base_url",
+    "client_error_reason",
     "pool_capacity",
     "tls_context",
 ]
@@ -75,6 +76,14 @@ def check_base_url(url: str, field: str = "base_url") -> str:
             parts.port  # noqa: B018 - a port out of range raises here, not at the first send
     except ValueError as exc:
         raise ValidationError(field, f"{url!r} is not a URL: {exc}") from None
+    if parts is not None and parts.hostname:
+        try:
+            parts.hostname.encode("idna")  # as resolving it will; failing there, it reads as sent
+        except UnicodeError:
+            raise ValidationError(
+                field, f"{url!r} has a host name that cannot be looked up (an empty label, or one "
+                "over 63 characters)"
+            ) from None
     if parts is not None and parts.hostname and (
         parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(parts.hostname))
     ):
@@ -196,6 +205,22 @@ def _tls_reason(exc: BaseException, https: bool) -> str | None:
             return f"no TLS version both sides accept ({reason}); the client requires TLS 1.2 or newer"
         return f"TLS failed: {reason}"
     return None
+
+
+def client_error_reason(exc: aiohttp.ClientError) -> str:
+    """What an aiohttp error was about, without what it quotes of the peer's bytes.
+
+    aiohttp's message for an answer it cannot parse quotes the offending line (up to 8 KiB, over
+    several lines); a peer that echoes the request may have put the key in it. Of such a message
+    only the words before the first colon are kept; of any other, its first line.
+    """
+    if isinstance(exc, aiohttp.ClientResponseError | aiohttp.ClientPayloadError):
+        text = exc.message if isinstance(exc, aiohttp.ClientResponseError) else str(exc)
+        reason = str(text).split("\n", 1)[0].split(":", 1)[0]
+    else:
+        reason = str(exc).split("\n", 1)[0]
+    reason = reason.strip()[:200]
+    return f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
 
 
 class _Deadlines:
@@ -470,7 +495,7 @@ class AiohttpTransport:
             error = TransportError("the API closed the connection before answering",
                                    outcome_unknown=True)
         except aiohttp.ClientError as exc:
-            detail = _tls_reason(exc, False) or f"{type(exc).__name__}: {exc}"
+            detail = _tls_reason(exc, False) or client_error_reason(exc)
             error = TransportError(f"the connection to the API failed: {detail}", outcome_unknown=True)
         finally:
             heads.pop(task, None)

@@ -1,4 +1,5 @@
-"""Helpers for the command-line tests: run ``main`` in-process, a message file, a keyed environment."""
+"""Helpers for the command-line tests: run ``main`` in-process, a message file, a keyed environment,
+a fake server that holds requests."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp import web
 
 from mmsjson.cli import main
 from mmsjson.flavours.json import dump_mms
@@ -51,3 +54,23 @@ def keyed_fixture(fake: FakeMMSServer, monkeypatch: pytest.MonkeyPatch) -> list[
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("MMSJSON_API_KEY", fake.api_key)
     return ["--base-url", fake.base_url, "--service-id", "1", "--sender", "12345"]
+
+
+class HeldServer(FakeMMSServer):
+    """A fake that answers the first request at once and holds every later one until released."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.release = asyncio.Event()
+
+    def app(self) -> web.Application:
+        app = super().app()
+        app.middlewares.append(self._hold)
+        return app
+
+    @web.middleware
+    async def _hold(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if len(self.arrivals) >= 1:
+            await self.release.wait()
+        response: web.StreamResponse = await handler(request)
+        return response

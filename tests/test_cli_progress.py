@@ -13,15 +13,13 @@ import shlex
 import signal
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiohttp import web
 
 from mmsjson._cli_output import RunReport
 from mmsjson.models import BulkJob, BulkOutcome, BulkProgress, OutcomeStatus
 from mmsjson.testing import FakeMMSServer
-from tests.cli_support import CLI, ROOT, child_env, keyed_fixture, message_fixture, run  # noqa: F401 - fixtures
+from tests.cli_support import CLI, ROOT, HeldServer, child_env, keyed_fixture, message_fixture, run  # noqa: F401 - fixtures
 
 NUMBERS = [f"177455500{i:02d}" for i in range(1, 9)]
 
@@ -112,26 +110,6 @@ async def test_on_a_terminal_the_run_is_drawn_live_and_ends_with_the_summary(
     assert child.returncode == 0, err
     assert "\x1b[" in shown and f"{len(NUMBERS)}/{len(NUMBERS)}" in shown
     assert summary_counts(shown.replace("\r\n", "\n")) == {"accepted": len(NUMBERS), "rejected": 0, "unknown": 0}
-
-
-class HeldServer(FakeMMSServer):
-    """A fake that answers the first request at once and holds every later one until released."""
-
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        self.release = asyncio.Event()
-
-    def app(self) -> web.Application:
-        app = super().app()
-        app.middlewares.append(self._hold)
-        return app
-
-    @web.middleware
-    async def _hold(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        if len(self.arrivals) >= 1:
-            await self.release.wait()
-        response: web.StreamResponse = await handler(request)
-        return response
 
 
 async def test_ctrl_c_stops_cleanly_and_the_printed_command_resumes_without_sending_twice(
