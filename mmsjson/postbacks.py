@@ -304,6 +304,28 @@ def _digest(payload: Mapping[str, Any], body: bytes) -> str:
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+_MAX_DEPTH = 32
+"""The deepest nesting of objects and arrays kept as a notification (the spec's go 3 deep).
+
+A fixed bound, so what was stored can be parsed again by :meth:`PostbackReceiver.history` from any
+caller: how deep ``json.loads`` gets before a RecursionError depends on the caller's stack.
+"""
+
+
+def _nested_deeper_than(value: object, limit: int) -> bool:
+    """True if ``value`` holds objects or arrays more than ``limit`` levels deep (no recursion)."""
+    levels = [(value, 1)]
+    while levels:
+        item, depth = levels.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        levels.extend((child, depth + 1) for child in children)
+    return False
+
+
 def _read_notification(body: bytes) -> _Reading:
     """Parse ``body`` without ever raising: whatever it holds, the caller can still store it."""
     try:
@@ -317,6 +339,8 @@ def _read_notification(body: bytes) -> _Reading:
     else:
         if not isinstance(payload, dict):
             problem = f"not a JSON object but a {type(payload).__name__}"
+        elif _nested_deeper_than(payload, _MAX_DEPTH):
+            problem = f"not a notification: nested more than {_MAX_DEPTH} levels deep"
         else:
             try:
                 return _Reading(digest=_digest(payload, body), event=parse_postback(payload))
