@@ -435,6 +435,8 @@ class PostbackReceiver:
             address = ipaddress.ip_address(remote or "")
         except ValueError:
             return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
         return any(address in network for network in self._allowed)
 
     def _refuse(self, status: int, reason: str, *, close: bool = False) -> web.Response:

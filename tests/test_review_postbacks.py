@@ -1,16 +1,19 @@
 """Review of the postback receiver against peers and deployments that break its promises.
 
-Each test here failed before its fix: a body nested deep enough to parse only at some stack depths.
+Each test here failed before its fix: a body nested deep enough to parse only at some stack depths, and
+an allowed IPv4 peer seen through a dual-stack socket.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from mmsjson.postbacks import Postback, PostbackReceiver
 
@@ -74,3 +77,46 @@ async def test_a_notification_nested_as_deep_as_the_spec_allows_is_stored(
             "extra": {"a": {"b": [{"c": [1]}]}}}
     assert await post(url, json.dumps(body).encode()) == 200
     assert [e.tracking_id for e in await rx.history()] == ["mo1"]
+
+
+# -- where a postback comes from ------------------------------------------------------------------
+
+
+@pytest.fixture
+async def dual_stack_url(tmp_path: Path) -> AsyncIterator[Callable[[PostbackReceiver], Awaitable[str]]]:
+    """Serve a receiver on an IPv6 socket that also takes IPv4 (as gunicorn's ``[::]`` does), bound
+    to loopback only: an IPv4 peer is seen as ``::ffff:127.0.0.1``."""
+    runners: list[web.AppRunner] = []
+
+    async def serve(rx: PostbackReceiver) -> str:
+        try:
+            sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            sock.bind(("::ffff:127.0.0.1", 0))
+        except OSError as exc:
+            pytest.skip(f"no dual-stack IPv6 socket here: {exc}")
+        runner = web.AppRunner(rx.app())
+        await runner.setup()
+        runners.append(runner)
+        await web.SockSite(runner, sock).start()
+        return f"http://127.0.0.1:{sock.getsockname()[1]}/postbacks"
+
+    yield serve
+    for runner in runners:
+        await runner.cleanup()
+
+
+async def test_an_allowed_ipv4_peer_seen_through_a_dual_stack_socket_is_accepted(
+    tmp_path: Path, dual_stack_url: Callable[[PostbackReceiver], Awaitable[str]],
+) -> None:
+    async with PostbackReceiver(tmp_path / "p.db", allow_from=["127.0.0.0/8"]) as rx:
+        assert await post(await dual_stack_url(rx), json.dumps(MT).encode()) == 200
+        assert rx.stored == 1
+
+
+async def test_a_peer_outside_the_allowlist_seen_through_a_dual_stack_socket_is_still_refused(
+    tmp_path: Path, dual_stack_url: Callable[[PostbackReceiver], Awaitable[str]],
+) -> None:
+    async with PostbackReceiver(tmp_path / "p.db", allow_from=["203.0.113.0/24"]) as rx:
+        assert await post(await dual_stack_url(rx), json.dumps(MT).encode()) == 403
+        assert rx.stored == 0
