@@ -360,6 +360,11 @@ def _storable(text: str | None) -> str | None:
     return text
 
 
+def _escaped(text: str) -> str:
+    """``text`` with each lone surrogate written as ``\\udcff``, so SQLite can hold it as TEXT."""
+    return text.encode("utf-8", "backslashreplace").decode()
+
+
 class _Refused(Exception):
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
@@ -496,21 +501,19 @@ class PostbackReceiver:
 
     async def _insert(self, request: web.Request, body: bytes, reading: _Reading) -> int | None:
         """Write ``body`` durably to its table; its row id, or None if it is there already."""
+        remote = None if request.remote is None else _escaped(request.remote)
         if reading.event is None:
             rows = await self._store.fetch(
                 "INSERT INTO unparsed_postbacks (digest, received_at, remote, problem, body) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT(digest) DO NOTHING RETURNING id",
-                (
-                    reading.digest, time.time(), request.remote,
-                    reading.problem.encode("utf-8", "backslashreplace").decode(), body,
-                ),
+                (reading.digest, time.time(), remote, _escaped(reading.problem), body),
             )
         else:
             rows = await self._store.fetch(
                 "INSERT INTO postbacks (digest, received_at, remote, tracking_id, client_reference, body) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(digest) DO NOTHING RETURNING id",
                 (
-                    reading.digest, time.time(), request.remote, _storable(reading.event.tracking_id),
+                    reading.digest, time.time(), remote, _storable(reading.event.tracking_id),
                     _storable(getattr(reading.event, "client_reference", None)), body,
                 ),
             )

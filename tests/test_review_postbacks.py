@@ -1,11 +1,12 @@
 """Review of the postback receiver against peers and deployments that break its promises.
 
-Each test here failed before its fix: a body nested deep enough to parse only at some stack depths, and
-an allowed IPv4 peer seen through a dual-stack socket.
+Each test here failed before its fix: a body nested deep enough to parse only at some stack depths,
+a peer seen through a dual-stack socket, and a client address that SQLite cannot hold as text.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -120,3 +121,38 @@ async def test_a_peer_outside_the_allowlist_seen_through_a_dual_stack_socket_is_
     async with PostbackReceiver(tmp_path / "p.db", allow_from=["203.0.113.0/24"]) as rx:
         assert await post(await dual_stack_url(rx), json.dumps(MT).encode()) == 403
         assert rx.stored == 0
+
+
+async def test_a_client_address_taken_from_a_header_with_invalid_utf8_is_stored_not_answered_500(
+    tmp_path: Path,
+) -> None:
+    """A proxy setup often sets ``request.remote`` from ``X-Real-IP``; aiohttp reads a header's
+    bytes that are not UTF-8 as lone surrogates, which SQLite cannot store as text."""
+
+    @web.middleware
+    async def real_ip(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse:
+        remote = request.headers.get("X-Real-IP")
+        return await handler(request if remote is None else request.clone(remote=remote))
+
+    async with PostbackReceiver(tmp_path / "p.db") as rx:
+        app = web.Application(middlewares=[real_ip])
+        app.router.add_post("/postbacks", rx.handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, "127.0.0.1", 0).start()
+            reader, writer = await asyncio.open_connection("127.0.0.1", runner.addresses[0][1])
+            body = json.dumps(MT).encode()
+            writer.write(
+                b"POST /postbacks HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Real-IP: 10.0.0.\xff\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            async with asyncio.timeout(BOUND):
+                status_line = await reader.readline()
+            writer.close()
+            assert status_line.split()[1] == b"200"
+            assert [e.tracking_id for e in await rx.history()] == ["T1"]
+        finally:
+            await runner.cleanup()
