@@ -670,6 +670,8 @@ class PostbackReceiver:
         await web.TCPSite(runner, host, port, backlog=1024).start()
         self._runner = runner
         bound_host, bound_port = runner.addresses[0][:2]
+        if ":" in bound_host:
+            bound_host = f"[{bound_host}]"
         return f"http://{bound_host}:{bound_port}{path}"
 
     async def close(self) -> None:

@@ -1,7 +1,8 @@
 """Review of the postback receiver against peers and deployments that break its promises.
 
 Each test here failed before its fix: a body nested deep enough to parse only at some stack depths,
-a peer seen through a dual-stack socket, and a client address that SQLite cannot hold as text.
+a peer seen through a dual-stack socket, a client address that SQLite cannot hold as text, and
+the URL of a receiver started on an IPv6 address.
 """
 
 from __future__ import annotations
@@ -156,3 +157,13 @@ async def test_a_client_address_taken_from_a_header_with_invalid_utf8_is_stored_
             assert [e.tracking_id for e in await rx.history()] == ["T1"]
         finally:
             await runner.cleanup()
+
+
+async def test_the_url_of_a_receiver_started_on_an_ipv6_address_can_be_posted_to(tmp_path: Path) -> None:
+    async with PostbackReceiver(tmp_path / "p.db") as rx:
+        try:
+            url = await rx.start(host="::1")
+        except OSError as exc:
+            pytest.skip(f"no IPv6 loopback here: {exc}")
+        assert await post(url, json.dumps(MT).encode()) == 200
+        assert rx.stored == 1
