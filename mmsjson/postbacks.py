@@ -37,7 +37,7 @@ from aiohttp import web
 from attrs import evolve, field, frozen
 
 from mmsjson._store import SQLiteStore
-from mmsjson.errors import TemplateError, api_error_from_code
+from mmsjson.errors import TemplateError, ValidationError, api_error_from_code
 
 __all__ = [
     "POSTBACK_CODES",
@@ -406,6 +406,10 @@ class PostbackReceiver:
         on_event: Callable[[Postback], object] | None = None,
     ) -> None:
         _positive("max_body", max_body)
+        if on_event is not None and not callable(on_event):
+            raise ValidationError(
+                "on_event", f"must be a function or coroutine function, not a {type(on_event).__name__}"
+            )
         self.max_body = max_body
         self.body_timeout = _positive("body_timeout", body_timeout)
         self.idle_timeout = _positive("idle_timeout", idle_timeout)

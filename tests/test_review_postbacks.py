@@ -2,7 +2,7 @@
 
 Each test here failed before its fix: a body nested deep enough to parse only at some stack depths,
 a peer seen through a dual-stack socket, a client address that SQLite cannot hold as text, and
-the URL of a receiver started on an IPv6 address.
+the URL of a receiver started on an IPv6 address, and an ``on_event`` that cannot be called.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from mmsjson import ValidationError
 from mmsjson.postbacks import Postback, PostbackReceiver
 
 MT = {"origin": "MMS_MT", "code": "N102", "status": "delivered", "to": "17745559144", "from": "12345",
@@ -167,3 +168,20 @@ async def test_the_url_of_a_receiver_started_on_an_ipv6_address_can_be_posted_to
             pytest.skip(f"no IPv6 loopback here: {exc}")
         assert await post(url, json.dumps(MT).encode()) == 200
         assert rx.stored == 1
+
+
+# -- the application's callback -------------------------------------------------------------------
+
+
+async def test_an_on_event_that_is_a_coroutine_not_a_function_is_refused_naming_it(tmp_path: Path) -> None:
+    async def handle(event: Postback) -> None:
+        pass
+
+    coroutine = handle(None)  # type: ignore[arg-type]  # the mistake: called instead of passed
+    try:
+        with pytest.raises(ValidationError, match="on_event") as refused:
+            PostbackReceiver(tmp_path / "p.db", on_event=coroutine)  # type: ignore[arg-type]
+        assert refused.value.path == "on_event"
+        assert not (tmp_path / "p.db").exists()
+    finally:
+        coroutine.close()
