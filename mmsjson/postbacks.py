@@ -388,7 +388,9 @@ class PostbackReceiver:
     ``body_timeout`` seconds (else 408, nothing stored) and be at most ``max_body`` bytes (else
     413). A body that is no JSON object is kept for :meth:`unparsed` and answered 400. A connection
     that has not sent a complete request head ``idle_timeout`` seconds after it opened or after its
-    last answer is closed (by :meth:`start`; pass ``keepalive_timeout`` to your own runner).
+    last answer is closed (by :meth:`start`; pass ``keepalive_timeout`` to your own runner). A store
+    file that is damaged is refused here with :class:`~mmsjson.errors.StoreError` (the file is read
+    whole once); one that cannot be written later gets 503, so the service posts again.
 
     ``on_event`` never delays an answer: a plain function runs in a worker thread of its own, one
     event at a time in the order stored; a coroutine function runs as a task. One that raises is
@@ -425,7 +427,7 @@ class PostbackReceiver:
         self._waiters: dict[tuple[str, str], list[asyncio.Future[Postback]]] = {}
         self._callbacks: set[asyncio.Future[Any]] = set()
         self._runner: web.AppRunner | None = None
-        self._store = SQLiteStore(path, _SCHEMA)
+        self._store = SQLiteStore(path, _SCHEMA, verify=True)
         self.stored = 0
         self.duplicates = 0
         self.refused = 0

@@ -2,7 +2,8 @@
 
 Each test here failed before its fix: a body nested deep enough to parse only at some stack depths,
 a peer seen through a dual-stack socket, a client address that SQLite cannot hold as text, and
-the URL of a receiver started on an IPv6 address, and an ``on_event`` that cannot be called.
+the URL of a receiver started on an IPv6 address, an ``on_event`` that cannot be called, and a
+store file damaged inside.
 """
 
 from __future__ import annotations
@@ -10,14 +11,16 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import closing
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
 
-from mmsjson import ValidationError
+from mmsjson import StoreError, ValidationError
 from mmsjson.postbacks import Postback, PostbackReceiver
 
 MT = {"origin": "MMS_MT", "code": "N102", "status": "delivered", "to": "17745559144", "from": "12345",
@@ -185,3 +188,26 @@ async def test_an_on_event_that_is_a_coroutine_not_a_function_is_refused_naming_
         assert not (tmp_path / "p.db").exists()
     finally:
         coroutine.close()
+
+
+# -- the store ------------------------------------------------------------------------------------
+
+
+async def test_a_store_damaged_inside_is_refused_when_the_receiver_is_made_not_answered_200_into(
+    tmp_path: Path,
+) -> None:
+    """A page overwritten (a disk that lied about a write) leaves the header intact: without a
+    check, postbacks got 200 while history() failed with "database disk image is malformed"."""
+    path = tmp_path / "p.db"
+    async with PostbackReceiver(path) as rx:
+        url = await rx.start()
+        for i in range(200):
+            await post(url, json.dumps({**MT, "tracking-id": f"T{i}", "pad": "x" * 200}).encode())
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page_size, pages = db.execute("PRAGMA page_size").fetchone()[0], db.execute("PRAGMA page_count").fetchone()[0]
+    with path.open("r+b") as file:
+        file.seek(page_size * (pages // 2))
+        file.write(b"\xff" * page_size)
+    with pytest.raises(StoreError, match="damaged"):
+        PostbackReceiver(path)
