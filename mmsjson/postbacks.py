@@ -635,18 +635,20 @@ class PostbackReceiver:
             key, column = ("reference", client_reference), "client_reference"
         waiter: asyncio.Future[Postback] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(key, []).append(waiter)
-        rows = await self._store.fetch(
-            f"SELECT id, body FROM postbacks WHERE {column} = ? ORDER BY id LIMIT 1",  # noqa: S608
-            (_storable(key[1]),),
-        )
-        if rows and not waiter.done():
-            waiter.set_result(parse_postback(json.loads(rows[0][1]), rows[0][0]))
         try:
+            rows = await self._store.fetch(
+                f"SELECT id, body FROM postbacks WHERE {column} = ? ORDER BY id LIMIT 1",  # noqa: S608
+                (_storable(key[1]),),
+            )
+            if rows and not waiter.done():
+                waiter.set_result(parse_postback(json.loads(rows[0][1]), rows[0][0]))
             return await waiter
         finally:
             waiters = self._waiters.get(key, [])
             if waiter in waiters:
                 waiters.remove(waiter)
+            if not waiters:
+                self._waiters.pop(key, None)
 
     async def template_id(self, tracking_id: str) -> str:
         """The ``mms-id`` a ``savemms`` request got, from its N003 postback.

@@ -2,8 +2,8 @@
 
 Each test here failed before its fix: a body nested deep enough to parse only at some stack depths,
 a peer seen through a dual-stack socket, a client address that SQLite cannot hold as text, and
-the URL of a receiver started on an IPv6 address, an ``on_event`` that cannot be called, and a
-store file damaged inside.
+the URL of a receiver started on an IPv6 address, an ``on_event`` that cannot be called, a
+store file damaged inside, and waits given up that stayed registered.
 """
 
 from __future__ import annotations
@@ -211,3 +211,23 @@ async def test_a_store_damaged_inside_is_refused_when_the_receiver_is_made_not_a
         file.write(b"\xff" * page_size)
     with pytest.raises(StoreError, match="damaged"):
         PostbackReceiver(path)
+
+
+# -- waiting --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("given_up", ["while it looks for a stored event", "while it waits for one"])
+async def test_a_wait_for_given_up_leaves_no_waiter_behind(
+    receiver: tuple[PostbackReceiver, str], given_up: str,
+) -> None:
+    """An application waiting (with a timeout) for each message's first postback must not grow
+    the receiver by one entry for every message whose postback never came."""
+    rx, _ = receiver
+    waiting = asyncio.create_task(rx.wait_for(tracking_id="never"))
+    await asyncio.sleep(0)  # the task starts and asks the store for a stored event
+    if given_up == "while it waits for one":
+        await rx.history()  # the store answered the task's question before this one
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert rx._waiters == {}
