@@ -20,6 +20,7 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -225,11 +226,11 @@ class SQLiteStore:
         try:
             if kind is not None:
                 self._claim(db, schema, kind)
-            elif verify:
-                self._verify(db, what)
-            db.execute("PRAGMA journal_mode=WAL")
+            _enter_wal(db, busy_timeout)
             db.execute("PRAGMA synchronous=FULL")
             if kind is None:
+                if verify:
+                    self._verify(db, what)
                 db.executescript(schema)
         except BaseException as exc:
             db.close()
@@ -280,6 +281,23 @@ class SQLiteStore:
         problems = [row[0] for row in db.execute("PRAGMA quick_check(3)")]
         if problems != ["ok"]:
             raise StoreError(self.path, f"is a damaged {what}: {'; '.join(problems)}")
+
+
+def _enter_wal(db: sqlite3.Connection, busy_timeout: float) -> None:
+    """Switch to WAL, waiting up to ``busy_timeout`` seconds for another connection to let it.
+
+    SQLite answers SQLITE_BUSY at once, without waiting, while another process is turning a new
+    file into WAL: two receivers started together on a new file made one fail to open.
+    """
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorname != "SQLITE_BUSY" or time.monotonic() >= deadline:
+                raise
+        time.sleep(0.01)
 
 
 def _pragma(db: sqlite3.Connection, name: str) -> int:
