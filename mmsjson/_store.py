@@ -20,6 +20,7 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -60,9 +61,11 @@ class SQLiteStore:
     """A SQLite file written from one thread; ``await store.execute(sql, args)`` is durable.
 
     ``kind`` marks and checks the file (see :class:`StoreKind`); without it any SQLite file is
-    used as it is. A transaction that cannot get the write lock within ``busy_timeout`` seconds
-    fails every statement in it with :class:`sqlite3.OperationalError`. A file that cannot be
-    opened or used raises :class:`~mmsjson.errors.StoreError` naming it.
+    used as it is, read whole once first if ``verify`` (so a damaged one is refused at open, not
+    found when a write or read touches the damage). A transaction that cannot get the write lock
+    within ``busy_timeout`` seconds fails every statement in it with
+    :class:`sqlite3.OperationalError`. A file that cannot be opened or used raises
+    :class:`~mmsjson.errors.StoreError` naming it.
     """
 
     def __init__(
@@ -72,6 +75,7 @@ class SQLiteStore:
         *,
         kind: StoreKind | None = None,
         busy_timeout: float = 5.0,
+        verify: bool = False,
     ) -> None:
         if busy_timeout < 0:
             raise ValueError(f"busy_timeout must be at least 0 seconds, not {busy_timeout}")
@@ -82,7 +86,7 @@ class SQLiteStore:
         self._ready = threading.Event()
         self._open_error: BaseException | None = None
         self._thread = threading.Thread(
-            target=self._run, args=(schema, kind, busy_timeout), daemon=True, name="mmsjson-sqlite"
+            target=self._run, args=(schema, kind, busy_timeout, verify), daemon=True, name="mmsjson-sqlite"
         )
         self._thread.start()
         self._ready.wait()
@@ -135,9 +139,9 @@ class SQLiteStore:
 
     # -- the writer thread --------------------------------------------------------------------
 
-    def _run(self, schema: str, kind: StoreKind | None, busy_timeout: float) -> None:
+    def _run(self, schema: str, kind: StoreKind | None, busy_timeout: float, verify: bool) -> None:
         try:
-            db = self._open(schema, kind, busy_timeout)
+            db = self._open(schema, kind, busy_timeout, verify)
         except BaseException as exc:
             self._open_error = exc
             self._refuse(RuntimeError(f"{self!r} could not be opened"))
@@ -204,7 +208,9 @@ class SQLiteStore:
         for call, (value, error) in zip(calls, results, strict=True):
             _notify(call, value, error)
 
-    def _open(self, schema: str, kind: StoreKind | None, busy_timeout: float) -> sqlite3.Connection:
+    def _open(
+        self, schema: str, kind: StoreKind | None, busy_timeout: float, verify: bool
+    ) -> sqlite3.Connection:
         try:
             if self.path != ":memory:":
                 os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666))
@@ -220,9 +226,11 @@ class SQLiteStore:
         try:
             if kind is not None:
                 self._claim(db, schema, kind)
-            db.execute("PRAGMA journal_mode=WAL")
+            _enter_wal(db, busy_timeout)
             db.execute("PRAGMA synchronous=FULL")
             if kind is None:
+                if verify:
+                    self._verify(db, what)
                 db.executescript(schema)
         except BaseException as exc:
             db.close()
@@ -253,10 +261,10 @@ class SQLiteStore:
                 raise StoreError(
                     self.path, f"is marked as a {kind.name} but lacks its tables: damaged or altered"
                 )
-            self._verify(db, kind)
+            self._verify(db, kind.name)
             return
         if application_id == 0 and version == 0 and tables == expected:
-            self._verify(db, kind)
+            self._verify(db, kind.name)
             db.executescript(f"BEGIN IMMEDIATE; {mark} COMMIT;")
             return
         found = (
@@ -268,11 +276,28 @@ class SQLiteStore:
             self.path, f"is another program's SQLite database ({found}), not a {kind.name}; left unchanged"
         )
 
-    def _verify(self, db: sqlite3.Connection, kind: StoreKind) -> None:
+    def _verify(self, db: sqlite3.Connection, what: str) -> None:
         """Read the whole file once (``PRAGMA quick_check``) so damage shows now, not mid-run."""
         problems = [row[0] for row in db.execute("PRAGMA quick_check(3)")]
         if problems != ["ok"]:
-            raise StoreError(self.path, f"is a damaged {kind.name}: {'; '.join(problems)}")
+            raise StoreError(self.path, f"is a damaged {what}: {'; '.join(problems)}")
+
+
+def _enter_wal(db: sqlite3.Connection, busy_timeout: float) -> None:
+    """Switch to WAL, waiting up to ``busy_timeout`` seconds for another connection to let it.
+
+    SQLite answers SQLITE_BUSY at once, without waiting, while another process is turning a new
+    file into WAL: two receivers started together on a new file made one fail to open.
+    """
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorname != "SQLITE_BUSY" or time.monotonic() >= deadline:
+                raise
+        time.sleep(0.01)
 
 
 def _pragma(db: sqlite3.Connection, name: str) -> int:

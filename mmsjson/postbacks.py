@@ -37,7 +37,7 @@ from aiohttp import web
 from attrs import evolve, field, frozen
 
 from mmsjson._store import SQLiteStore
-from mmsjson.errors import TemplateError, api_error_from_code
+from mmsjson.errors import TemplateError, ValidationError, api_error_from_code
 
 __all__ = [
     "POSTBACK_CODES",
@@ -304,6 +304,28 @@ def _digest(payload: Mapping[str, Any], body: bytes) -> str:
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+_MAX_DEPTH = 32
+"""The deepest nesting of objects and arrays kept as a notification (the spec's go 3 deep).
+
+A fixed bound, so what was stored can be parsed again by :meth:`PostbackReceiver.history` from any
+caller: how deep ``json.loads`` gets before a RecursionError depends on the caller's stack.
+"""
+
+
+def _nested_deeper_than(value: object, limit: int) -> bool:
+    """True if ``value`` holds objects or arrays more than ``limit`` levels deep (no recursion)."""
+    levels = [(value, 1)]
+    while levels:
+        item, depth = levels.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        levels.extend((child, depth + 1) for child in children)
+    return False
+
+
 def _read_notification(body: bytes) -> _Reading:
     """Parse ``body`` without ever raising: whatever it holds, the caller can still store it."""
     try:
@@ -317,6 +339,8 @@ def _read_notification(body: bytes) -> _Reading:
     else:
         if not isinstance(payload, dict):
             problem = f"not a JSON object but a {type(payload).__name__}"
+        elif _nested_deeper_than(payload, _MAX_DEPTH):
+            problem = f"not a notification: nested more than {_MAX_DEPTH} levels deep"
         else:
             try:
                 return _Reading(digest=_digest(payload, body), event=parse_postback(payload))
@@ -334,6 +358,11 @@ def _storable(text: str | None) -> str | None:
     except UnicodeEncodeError:
         return None
     return text
+
+
+def _escaped(text: str) -> str:
+    """``text`` with each lone surrogate written as ``\\udcff``, so SQLite can hold it as TEXT."""
+    return text.encode("utf-8", "backslashreplace").decode()
 
 
 class _Refused(Exception):
@@ -359,7 +388,9 @@ class PostbackReceiver:
     ``body_timeout`` seconds (else 408, nothing stored) and be at most ``max_body`` bytes (else
     413). A body that is no JSON object is kept for :meth:`unparsed` and answered 400. A connection
     that has not sent a complete request head ``idle_timeout`` seconds after it opened or after its
-    last answer is closed (by :meth:`start`; pass ``keepalive_timeout`` to your own runner).
+    last answer is closed (by :meth:`start`; pass ``keepalive_timeout`` to your own runner). A store
+    file that is damaged is refused here with :class:`~mmsjson.errors.StoreError` (the file is read
+    whole once); one that cannot be written later gets 503, so the service posts again.
 
     ``on_event`` never delays an answer: a plain function runs in a worker thread of its own, one
     event at a time in the order stored; a coroutine function runs as a task. One that raises is
@@ -377,6 +408,10 @@ class PostbackReceiver:
         on_event: Callable[[Postback], object] | None = None,
     ) -> None:
         _positive("max_body", max_body)
+        if on_event is not None and not callable(on_event):
+            raise ValidationError(
+                "on_event", f"must be a function or coroutine function, not a {type(on_event).__name__}"
+            )
         self.max_body = max_body
         self.body_timeout = _positive("body_timeout", body_timeout)
         self.idle_timeout = _positive("idle_timeout", idle_timeout)
@@ -392,7 +427,7 @@ class PostbackReceiver:
         self._waiters: dict[tuple[str, str], list[asyncio.Future[Postback]]] = {}
         self._callbacks: set[asyncio.Future[Any]] = set()
         self._runner: web.AppRunner | None = None
-        self._store = SQLiteStore(path, _SCHEMA)
+        self._store = SQLiteStore(path, _SCHEMA, verify=True)
         self.stored = 0
         self.duplicates = 0
         self.refused = 0
@@ -411,6 +446,8 @@ class PostbackReceiver:
             address = ipaddress.ip_address(remote or "")
         except ValueError:
             return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
         return any(address in network for network in self._allowed)
 
     def _refuse(self, status: int, reason: str, *, close: bool = False) -> web.Response:
@@ -470,21 +507,19 @@ class PostbackReceiver:
 
     async def _insert(self, request: web.Request, body: bytes, reading: _Reading) -> int | None:
         """Write ``body`` durably to its table; its row id, or None if it is there already."""
+        remote = None if request.remote is None else _escaped(request.remote)
         if reading.event is None:
             rows = await self._store.fetch(
                 "INSERT INTO unparsed_postbacks (digest, received_at, remote, problem, body) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT(digest) DO NOTHING RETURNING id",
-                (
-                    reading.digest, time.time(), request.remote,
-                    reading.problem.encode("utf-8", "backslashreplace").decode(), body,
-                ),
+                (reading.digest, time.time(), remote, _escaped(reading.problem), body),
             )
         else:
             rows = await self._store.fetch(
                 "INSERT INTO postbacks (digest, received_at, remote, tracking_id, client_reference, body) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(digest) DO NOTHING RETURNING id",
                 (
-                    reading.digest, time.time(), request.remote, _storable(reading.event.tracking_id),
+                    reading.digest, time.time(), remote, _storable(reading.event.tracking_id),
                     _storable(getattr(reading.event, "client_reference", None)), body,
                 ),
             )
@@ -600,18 +635,20 @@ class PostbackReceiver:
             key, column = ("reference", client_reference), "client_reference"
         waiter: asyncio.Future[Postback] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(key, []).append(waiter)
-        rows = await self._store.fetch(
-            f"SELECT id, body FROM postbacks WHERE {column} = ? ORDER BY id LIMIT 1",  # noqa: S608
-            (_storable(key[1]),),
-        )
-        if rows and not waiter.done():
-            waiter.set_result(parse_postback(json.loads(rows[0][1]), rows[0][0]))
         try:
+            rows = await self._store.fetch(
+                f"SELECT id, body FROM postbacks WHERE {column} = ? ORDER BY id LIMIT 1",  # noqa: S608
+                (_storable(key[1]),),
+            )
+            if rows and not waiter.done():
+                waiter.set_result(parse_postback(json.loads(rows[0][1]), rows[0][0]))
             return await waiter
         finally:
             waiters = self._waiters.get(key, [])
             if waiter in waiters:
                 waiters.remove(waiter)
+            if not waiters:
+                self._waiters.pop(key, None)
 
     async def template_id(self, tracking_id: str) -> str:
         """The ``mms-id`` a ``savemms`` request got, from its N003 postback.
@@ -641,6 +678,8 @@ class PostbackReceiver:
         await web.TCPSite(runner, host, port, backlog=1024).start()
         self._runner = runner
         bound_host, bound_port = runner.addresses[0][:2]
+        if ":" in bound_host:
+            bound_host = f"[{bound_host}]"
         return f"http://{bound_host}:{bound_port}{path}"
 
     async def close(self) -> None:
