@@ -74,3 +74,13 @@ class HeldServer(FakeMMSServer):
             await self.release.wait()
         response: web.StreamResponse = await handler(request)
         return response
+
+
+def held_bulk_argv(server: FakeMMSServer, message: str, people: str, journal: Path) -> list[str]:
+    """A journaled ``bulk`` run against ``server`` at 4/s with JSON lines: slow enough to be
+    stopped after its first outcome."""
+    return [
+        "bulk", "--base-url", server.base_url, "--service-id", "1", "--sender", "12345",
+        "--csv", people, "--message", message, "--journal", str(journal),
+        "--throughput", "4", "--json",
+    ]

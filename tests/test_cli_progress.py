@@ -19,7 +19,16 @@ import pytest
 from mmsjson._cli_output import RunReport
 from mmsjson.models import BulkJob, BulkOutcome, BulkProgress, OutcomeStatus
 from mmsjson.testing import FakeMMSServer
-from tests.cli_support import CLI, ROOT, HeldServer, child_env, keyed_fixture, message_fixture, run  # noqa: F401 - fixtures
+from tests.cli_support import (  # noqa: F401 - fixtures
+    CLI,
+    ROOT,
+    HeldServer,
+    child_env,
+    held_bulk_argv,
+    keyed_fixture,
+    message_fixture,
+    run,
+)
 
 NUMBERS = [f"177455500{i:02d}" for i in range(1, 9)]
 
@@ -118,11 +127,7 @@ async def test_ctrl_c_stops_cleanly_and_the_printed_command_resumes_without_send
     server = HeldServer()
     async with server:
         env = child_env(MMSJSON_API_KEY=server.api_key)
-        argv = [
-            "bulk", "--base-url", server.base_url, "--service-id", "1", "--sender", "12345",
-            "--csv", people, "--message", message, "--journal", str(tmp_path / "j.db"),
-            "--throughput", "4", "--json",
-        ]
+        argv = held_bulk_argv(server, message, people, tmp_path / "j.db")
         child = await asyncio.create_subprocess_exec(
             *CLI, *argv, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )

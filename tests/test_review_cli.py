@@ -21,7 +21,16 @@ from mmsjson.cli import main
 from mmsjson.retry import Verdict, classify
 from mmsjson.testing import FakeMMSServer
 from mmsjson.transport import AiohttpTransport
-from tests.cli_support import CLI, ROOT, HeldServer, child_env, keyed_fixture, message_fixture, run  # noqa: F401 - fixtures
+from tests.cli_support import (  # noqa: F401 - fixtures
+    CLI,
+    ROOT,
+    HeldServer,
+    child_env,
+    held_bulk_argv,
+    keyed_fixture,
+    message_fixture,
+    run,
+)
 from tests.conftest import SECRET
 from tests.raw_http import Serve, answering, read_request, request
 
@@ -98,11 +107,7 @@ async def start_bulk(
     server: FakeMMSServer, message: str, people: str, tmp_path: Path, *extra: str
 ) -> tuple[asyncio.subprocess.Process, list[str], dict[str, str]]:
     env = child_env(MMSJSON_API_KEY=server.api_key)
-    argv = [
-        "bulk", "--base-url", server.base_url, "--service-id", "1", "--sender", "12345",
-        "--csv", people, "--message", message, "--journal", str(tmp_path / "j.db"),
-        "--throughput", "4", "--json", *extra,
-    ]
+    argv = [*held_bulk_argv(server, message, people, tmp_path / "j.db"), *extra]
     child = await asyncio.create_subprocess_exec(
         *CLI, *argv, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
@@ -156,11 +161,7 @@ async def test_a_closed_stdout_stops_a_bulk_run_as_ctrl_c_does_and_exits_74(
     server = HeldServer()
     async with server:
         env = child_env(MMSJSON_API_KEY=server.api_key)
-        argv = [
-            "bulk", "--base-url", server.base_url, "--service-id", "1", "--sender", "12345",
-            "--csv", people, "--message", message, "--journal", str(tmp_path / "j.db"),
-            "--throughput", "4", "--json",
-        ]
+        argv = held_bulk_argv(server, message, people, tmp_path / "j.db")
         reading, writing = os.pipe()
         child = await asyncio.create_subprocess_exec(
             *CLI, *argv, env=env, cwd=ROOT, stdout=writing, stderr=subprocess.PIPE
