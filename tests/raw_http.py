@@ -8,7 +8,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from mmsjson.transport import PreparedRequest
+import pytest
+
+from mmsjson.errors import TransportError
+from mmsjson.transport import AiohttpTransport, PreparedRequest
 from tests.conftest import SECRET
 
 Serve = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -43,3 +46,14 @@ def answering(reply: bytes) -> Serve:
             writer.close()
 
     return serve
+
+
+async def failure_of(url: str) -> TransportError:
+    """The :class:`TransportError` a fresh transport raises posting :func:`request` to ``url``."""
+    transport = AiohttpTransport()
+    try:
+        with pytest.raises(TransportError) as caught:
+            await transport.post(request(url))
+    finally:
+        await transport.aclose()
+    return caught.value
