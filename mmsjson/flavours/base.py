@@ -9,6 +9,7 @@ The send pipeline, the limiter, the retries, the fan-out and the journal know no
 from __future__ import annotations
 
 import codecs
+import functools
 import html
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -130,9 +131,11 @@ def redact(value: Any, secret: str, mask: str) -> Any:
     return value
 
 
+@functools.lru_cache(maxsize=16)
 def echo_forms(secret: str) -> tuple[bytes, ...]:
     """The ways a peer may echo ``secret`` in an answer that is not parsed: as is, escaped for XML
-    or HTML, or with the slash a JSON writer may escape (``\\/``), each as UTF-8."""
+    or HTML, or with the slash a JSON writer may escape (``\\/``), each as UTF-8. Remembered per
+    secret: the JSON flavour asks for every error answer it reads."""
     forms = (
         secret, xml_escape(secret), html.escape(secret),
         xml_escape(secret, {'"': "&quot;", "'": "&apos;"}), secret.replace("/", "\\/"),
